@@ -1,0 +1,302 @@
+"""The typed run configuration: YAML + ``key.sub=value`` overrides -> frozen pydantic objects.
+
+Every error is a one-line UserError naming the file, the key path and what was expected,
+with a "did you mean" for typos, so that the CLI can print it and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from smallvision.errors import UserError
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors and objects are frozen once built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(Strict):
+    """How samples are divided into train / val / test."""
+
+    method: Literal["ratio", "official", "domains", "kfold"] = "ratio"
+    train: float = Field(0.7, ge=0, le=1)
+    val: float = Field(0.1, ge=0, le=1)
+    test: float = Field(0.2, ge=0, le=1)
+    stratify: str | None = "label"
+    seed: int = 0
+    # named domains (method: domains): which groups of the source feed each split
+    domains: dict[str, str | list[str]] | None = None
+    # nested label fractions: keep this fraction of the training set (1.0 keeps all)
+    fraction: float = Field(1.0, gt=0, le=1)
+    folds: int = Field(5, ge=2)
+    fold: int = Field(0, ge=0)
+    duplicates: Literal["error", "warn", "ignore"] = "warn"
+
+    @model_validator(mode="after")
+    def _ratios_sum_to_one(self) -> SplitConfig:
+        if self.method == "ratio" and abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            total = self.train + self.val + self.test
+            raise ValueError(f"train + val + test must sum to 1, got {total:g}")
+        return self
+
+
+class DataConfig(Strict):
+    """Where images come from and how they are prepared."""
+
+    source: str = "builtin:mnist-5k"
+    options: dict[str, Any] = {}
+    size: tuple[int, int] | None = None
+    channels: Literal[1, 3] | None = None
+    split: SplitConfig = SplitConfig()
+    # standardize: per-channel mean/std of the training split only; scale: x / 255; none: as read
+    normalize: Literal["standardize", "scale", "none"] = "standardize"
+    # augmentation name -> its parameters, applied in this order to training batches
+    augment: dict[str, dict[str, Any]] = {}
+    skip_bad: bool = False
+
+
+class HeadConfig(Strict):
+    """One target and how the network predicts it."""
+
+    kind: Literal["classification", "regression", "reconstruction"] = "classification"
+    target: str | None = None  # the data's target name; defaults to the head's name
+    classes: int | None = None  # inferred from the data when left out
+    hidden: list[int] = []
+    dropout: float = Field(0.0, ge=0, lt=1)
+    activation: Literal["none", "sigmoid"] = "none"
+    loss: str | None = None  # default: ce / mse / mse by kind
+    weight: float = Field(1.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weights: Literal["none", "balanced"] = "none"
+    focal_gamma: float = Field(2.0, ge=0)
+    masked_only: bool = False  # reconstruction loss only on masked pixels
+
+
+class ModelConfig(Strict):
+    name: str = "cnn_bn"
+    params: dict[str, Any] = {}
+
+
+class OptimConfig(Strict):
+    name: Literal["adam", "adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(5e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    grad_clip: float | None = Field(None, gt=0)
+
+
+class ScheduleConfig(Strict):
+    name: Literal["constant", "cosine", "step", "plateau", "onecycle"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0)
+    alpha: float = Field(0.0, ge=0, le=1)  # cosine floor as a fraction of lr (study 000: 0.1)
+    step_size: int = Field(10, ge=1)
+    gamma: float = Field(0.1, gt=0, le=1)
+    patience: int = Field(5, ge=0)  # plateau
+    factor: float = Field(0.5, gt=0, lt=1)  # plateau
+
+
+class EarlyStoppingConfig(Strict):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights."""
+
+    monitor: str = "val/loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: int | None = Field(None, ge=1)  # None: never stop early, still restore the best epoch
+    min_delta: float = Field(0.0, ge=0)
+
+
+class MixConfig(Strict):
+    name: Literal["none", "mixup", "cutmix"] = "none"
+    alpha: float = Field(0.2, gt=0)
+    prob: float = Field(1.0, ge=0, le=1)
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(128, ge=1)
+    eval_batch_size: int = Field(1000, ge=1)
+    optimizer: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    mix: MixConfig = MixConfig()
+    loss_weighting: Literal["static", "uncertainty"] = "static"
+    ema: float | None = Field(None, gt=0, lt=1)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    device: str = "cpu"
+    threads: int | None = Field(None, ge=1)
+    channels_last: bool = False
+    progress: bool = True
+
+
+class ReportConfig(Strict):
+    enabled: bool = True
+
+
+class RunConfig(Strict):
+    """Everything one run needs; saved, resolved, as ``config.yaml`` in the run directory."""
+
+    name: str = "run"
+    seed: int = 42
+    seeds: list[int] | None = None
+    output_dir: str = "runs"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    heads: dict[str, HeadConfig] | None = None  # None: one head per target of the data
+    train: TrainConfig = TrainConfig()
+    report: ReportConfig = ReportConfig()
+
+
+# ---------------------------------------------------------------- loading and overrides
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.epochs=3"`` -> (["train", "epochs"], 3); the value is parsed as YAML."""
+    if "=" not in text:
+        raise UserError(f"override {text!r}: expected key.path=value, e.g. train.epochs=3")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise UserError(f"override {text!r}: the key before '=' is empty")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as exc:
+        raise UserError(f"override {text!r}: the value is not valid YAML ({exc.problem})") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict, overrides: list[str] | dict[str, Any]) -> dict:
+    """A copy of ``raw`` with each ``a.b=value`` set (creating mappings on the way)."""
+    pairs = (
+        [(k.split("."), v) for k, v in overrides.items()]
+        if isinstance(overrides, dict)
+        else [parse_override(o) for o in overrides]
+    )
+    out = _deepcopy(raw)
+    for path, value in pairs:
+        node = out
+        for i, part in enumerate(path[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                where = ".".join(path[: i + 1])
+                raise UserError(f"override {'.'.join(path)}: {where} is a value, not a mapping")
+            node = nxt
+        node[path[-1]] = value
+    return out
+
+
+def _deepcopy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deepcopy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deepcopy(v) for v in d]
+    return d
+
+
+def read_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file {str(p)!r} not found: give the path of a YAML file")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{p}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{p}: expected a mapping of keys at the top, got {type(raw).__name__}")
+    return raw
+
+
+def build_config(raw: dict, origin: str = "config") -> RunConfig:
+    """Validate a raw mapping into a RunConfig; errors become one-line UserErrors."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(f"{origin}: {explain(exc, raw)}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunConfig:
+    """Read YAML at ``path`` (or defaults when None), apply overrides, validate."""
+    raw = read_yaml(path) if path is not None else {}
+    raw = apply_overrides(raw, overrides or [])
+    return build_config(raw, origin=str(path) if path else "config")
+
+
+def to_yaml(cfg: BaseModel) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+# ---------------------------------------------------------------- error messages
+
+
+_TYPE_WORDS = {
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "model_type": "a mapping",
+}
+
+
+def explain(exc: ValidationError, raw: dict) -> str:
+    """The first validation error as ``key.path: what is wrong; what was expected``."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc) or "(top)"
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown key{_did_you_mean(loc)}"
+    value = err.get("input")
+    shown = repr(value) if not isinstance(value, dict) else "a mapping"
+    if err["type"] in _TYPE_WORDS:
+        return f"{key}: expected {_TYPE_WORDS[err['type']]}, got {shown}"
+    if err["type"] == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{key}: got {shown}, expected one of {expected}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{key}: {msg} (got {shown})"
+
+
+def _did_you_mean(loc: list[str]) -> str:
+    """Suggest the closest valid field for an unknown key at ``loc``."""
+    model: Any = RunConfig
+    skip_key = False
+    for part in loc[:-1]:
+        if skip_key:  # a key of ``dict[str, Model]`` (e.g. a head's name)
+            skip_key = False
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        skip_key = "dict[" in str(field.annotation)
+        model = _field_model(field.annotation)
+    names = list(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(loc[-1], names, n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; expected one of: {', '.join(names)}" if names else ""
+
+
+def _field_model(annotation: Any) -> Any:
+    """The pydantic model inside ``X``, ``X | None`` or ``dict[str, X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _field_model(arg)
+        if found is not None:
+            return found
+    return None
