@@ -9,8 +9,9 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import inspect
 import pkgutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from smallvision.errors import UserError
@@ -69,6 +70,19 @@ class Registry:
         """Sorted names matching a shell-style pattern, e.g. ``list("res*")``."""
         self._load()
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+
+def check_params(fn: Any, params: Mapping[str, Any], where: str, skip: tuple[str, ...] = ()) -> None:
+    """A UserError naming ``where.<key>`` for a keyword ``fn`` does not take (with a did-you-mean)."""
+    sig = inspect.signature(fn)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    names = [n for n in sig.parameters if n not in ("self", *skip)]
+    for key in params:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(names)}"
+            raise UserError(f"{where}.{key}: unknown parameter{hint}")
 
 
 MODELS = Registry("model", ["smallvision.models"])

@@ -48,13 +48,17 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
-            raise ValueError(f"{self.name}: images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
+            raise ValueError(
+                f"{self.name}: images must be (N, C, H, W), got shape {tuple(self.images.shape)}"
+            )
         n = len(self.images)
         for key, t in self.targets.items():
             if len(t) != n:
                 raise ValueError(f"{self.name}: target {key!r} has {len(t)} values for {n} images")
         if set(self.targets) != set(self.info):
-            raise ValueError(f"{self.name}: targets {sorted(self.targets)} and info {sorted(self.info)} differ")
+            raise ValueError(
+                f"{self.name}: targets {sorted(self.targets)} and info {sorted(self.info)} differ"
+            )
 
     def __len__(self) -> int:
         return len(self.images)

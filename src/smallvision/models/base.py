@@ -57,6 +57,9 @@ class Backbone(nn.Module):
 class Network(nn.Module):
     """A backbone plus one head per target."""
 
+    # stages whose weights models.freeze.freeze() fixed; their batch-norm layers stay in eval mode
+    frozen_stages: tuple[str, ...] = ()
+
     def __init__(self, backbone: Backbone, heads: Mapping[str, HeadConfig]) -> None:
         super().__init__()
         self.backbone = backbone
@@ -80,6 +83,16 @@ class Network(nn.Module):
 
     def stages(self) -> list[tuple[str, nn.Module]]:
         return self.backbone.stages()
+
+    def train(self, mode: bool = True) -> Network:
+        """``nn.Module.train``, except that batch-norm layers of ``frozen_stages`` stay in eval mode."""
+        super().train(mode)
+        stages = dict(self.stages())
+        for name in self.frozen_stages:
+            for m in stages[name].modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()  # running statistics must not drift while the weights are fixed
+        return self
 
     def param_counts(self) -> dict[str, int]:
         """Parameters per stage and per head (``head:<name>``), plus ``total``."""

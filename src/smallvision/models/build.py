@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
 from smallvision.config import HeadConfig
 from smallvision.errors import UserError
 from smallvision.models.base import Network
-from smallvision.registry import MODELS
-
-
-def check_params(fn: Any, params: Mapping[str, Any], where: str, skip: tuple[str, ...] = ()) -> None:
-    """A UserError naming ``where.<key>`` for a keyword ``fn`` does not take (with a did-you-mean)."""
-    sig = inspect.signature(fn)
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return
-    names = [n for n in sig.parameters if n not in ("self", *skip)]
-    for key in params:
-        if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(names)}"
-            raise UserError(f"{where}.{key}: unknown parameter{hint}")
+from smallvision.registry import MODELS, check_params
 
 
 def build_model(

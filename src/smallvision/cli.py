@@ -1,0 +1,118 @@
+"""The ``smallvision`` command: thin wrappers that parse, call the API and print.
+
+Heavy modules are imported inside each command so that ``smallvision --help`` stays fast.
+A UserError becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from smallvision.errors import UserError
+
+app = typer.Typer(
+    name="smallvision",
+    help="Deep-learning studies on small images from one YAML file: train, evaluate, compare, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect configurations.", no_args_is_help=True)
+models_app = typer.Typer(help="The model zoo.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect data sources.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+
+Overrides = Annotated[list[str] | None, typer.Argument(help="key.path=value overrides, e.g. train.epochs=3")]
+
+
+def _headline(metrics: dict) -> str:
+    from smallvision.evaluate.metrics import HEADLINE
+
+    parts = []
+    for head, m in metrics.get("test", {}).items():
+        kind = metrics["heads"][head]["kind"]
+        names = ["accuracy", "macro_f1"] if kind == "classification" else [HEADLINE[kind][0]]
+        parts += [f"{head}/{n} {m[n]:.4f}" for n in names if n in m]
+    return "  ".join(parts)
+
+
+@app.command()
+def run(config: Annotated[Path, typer.Argument(help="YAML config file")], overrides: Overrides = None) -> None:
+    """Train, evaluate and report one run (one run per seed when the config lists seeds)."""
+    from smallvision.study.run import run as run_api
+
+    result = run_api(str(config), **dict(_split(o) for o in overrides or []))
+    typer.echo(f"run directory: {result.dir}")
+    typer.echo(f"test: {_headline(result.metrics)}  (train {result.metrics['train_seconds']:.1f} s)")
+
+
+def _split(override: str) -> tuple[str, object]:
+    from smallvision.config import parse_override
+
+    path, value = parse_override(override)
+    return ".".join(path), value
+
+
+@config_app.command("show")
+def config_show(config: Annotated[Path, typer.Argument(help="YAML config file")], overrides: Overrides = None) -> None:
+    """Print the resolved configuration (defaults filled in, overrides applied)."""
+    from smallvision.config import load_config, to_yaml
+
+    typer.echo(to_yaml(load_config(config, overrides or [])), nl=False)
+
+
+@models_app.command("list")
+def models_list(pattern: Annotated[str, typer.Argument(help="shell pattern, e.g. 'res*'")] = "*") -> None:
+    """Registered models: parameters at 28x28x1 with a 10-class head, and their stages."""
+    from smallvision.models.summary import format_table, models_table
+
+    typer.echo(format_table(models_table(pattern)))
+
+
+@models_app.command("show")
+def models_show(
+    name: str,
+    input: Annotated[str, typer.Option("--input", help="HxWxC, e.g. 32x32x1")] = "28x28x1",
+    classes: Annotated[int, typer.Option(help="classes of the default 'label' head")] = 10,
+) -> None:
+    """A layer table of one model: output shapes and parameter counts."""
+    from smallvision.config import HeadConfig
+    from smallvision.models.summary import format_table, layer_table
+
+    try:
+        h, w, c = (int(v) for v in input.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--input {input!r}: expected HxWxC, e.g. 32x32x1") from None
+    heads = {"label": HeadConfig(kind="classification", classes=classes)}
+    typer.echo(format_table(layer_table(name, (c, h, w), heads)))
+
+
+@data_app.command("show")
+def data_show(source: Annotated[str, typer.Argument(help="e.g. builtin:mnist-5k or idx:path/")]) -> None:
+    """Counts per class and split, shapes and value range of a source."""
+    from smallvision.data.inspect import describe
+    from smallvision.data.sources import load_source
+
+    typer.echo(describe(load_source(source)))
+
+
+def main() -> None:
+    """Entry point: run the app, turning UserErrors into one line and exit code 2."""
+    try:
+        app()
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

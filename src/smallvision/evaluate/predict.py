@@ -1,0 +1,54 @@
+"""Batched inference over in-memory images: outputs per head, as numpy arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    images: torch.Tensor,
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    heads: Sequence[str],
+    batch_size: int = 1000,
+) -> dict[str, np.ndarray]:
+    """Run ``model`` in eval mode over ``images`` in batches.
+
+    Args:
+        model: a Network (``forward`` returns {head: tensor}).
+        images: (N, C, H, W) as stored (uint8 or float).
+        prepare: stored batch -> model input (the run's normalisation).
+        heads: the heads to collect.
+        batch_size: images per forward pass.
+
+    Returns:
+        {head: raw output (N, ...)}: logits for classification; see :func:`to_outputs`.
+    """
+    was_training = model.training
+    model.eval()
+    chunks: dict[str, list[torch.Tensor]] = {h: [] for h in heads}
+    for start in range(0, len(images), batch_size):
+        out = model(prepare(images[start : start + batch_size]))
+        for h in heads:
+            chunks[h].append(out[h].float())
+    model.train(was_training)
+    return {h: torch.cat(c).numpy() for h, c in chunks.items()}
+
+
+def to_outputs(raw: Mapping[str, np.ndarray], kinds: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """Raw outputs -> what is saved and scored: probabilities (softmax) for classification,
+    (N,) values for single-output regression, images as they are for reconstruction."""
+    out = {}
+    for h, kind in kinds.items():
+        o = raw[h]
+        if kind == "classification":
+            o = torch.from_numpy(o).softmax(dim=1).numpy()
+        elif kind == "regression" and o.ndim == 2 and o.shape[1] == 1:
+            o = o[:, 0]
+        out[h] = o
+    return out

@@ -1,0 +1,105 @@
+"""Callbacks for the trainer's named events: history file, checkpoints, progress bar."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from smallvision.train.checkpoint import save_atomic
+
+
+class HistoryCSV:
+    """Rewrites ``history.csv`` after every epoch (one row per epoch; a killed run keeps its rows)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def after_epoch(self, t: Any) -> None:
+        write_history(self.path, t.history)
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    columns: list[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        w.writerows(history)
+    os.replace(tmp, path)
+
+
+def trainer_state(t: Any) -> dict:
+    """Everything needed to continue training exactly where it stopped."""
+    return {
+        "format": 1,
+        "model": t.model.state_dict(),
+        "optimizer": t.optimizer.state_dict(),
+        "scheduler": t.scheduler.state_dict() if t.scheduler is not None else None,
+        "plateau": t.plateau.state_dict() if t.plateau is not None else None,
+        "epoch": t.epoch,
+        "step": t.step,
+        "history": t.history,
+        "best_value": t.best_value,
+        "best_epoch": t.best_epoch,
+        "best_state": t.best_state,
+        "rng": {"torch": torch.get_rng_state(), "generator": t.gen.get_state()},
+    }
+
+
+class Checkpoint:
+    """Each epoch: ``last.pt`` (full trainer state); on improvement: ``best.pt`` (weights + metadata).
+
+    Both are written atomically, so a kill mid-write leaves the previous file intact.
+
+    Args:
+        directory: the run's ``checkpoints/`` folder.
+        meta: what a checkpoint must carry to be used alone (config, normalisation, head kinds).
+    """
+
+    def __init__(self, directory: str | Path, meta: dict) -> None:
+        self.directory = Path(directory)
+        self.meta = meta
+
+    def after_epoch(self, t: Any) -> None:
+        if t.improved:
+            best = {"model": t.model.state_dict(), "epoch": t.epoch, **self.meta}
+            save_atomic(best, self.directory / "best.pt")
+        save_atomic({**trainer_state(t), **self.meta}, self.directory / "last.pt")
+
+
+class Progress:
+    """A rich progress bar over epochs, silent when stdout is not a terminal."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled and sys.stdout.isatty()
+        self.bar = None
+
+    def before_fit(self, t: Any) -> None:
+        if not self.enabled:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(
+            TextColumn("epoch {task.completed}/{task.total}"), BarColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task("", total=t.cfg.epochs, completed=t.epoch)
+
+    def after_epoch(self, t: Any) -> None:
+        if self.bar is None:
+            return
+        shown = [k for k in t.logs if k in ("train/loss", "val/loss") or k.endswith("/accuracy")]
+        self.bar.update(self.task, advance=1, description="  ".join(f"{k} {t.logs[k]:.4f}" for k in shown))
+
+    def after_fit(self, t: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None

@@ -1,0 +1,61 @@
+"""The command line: thin, quiet on success, one line and exit code 2 on bad input."""
+
+import subprocess
+import sys
+
+import yaml
+
+
+def cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "smallvision.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+def test_help_lists_commands():
+    out = cli("--help")
+    assert out.returncode == 0 and "run" in out.stdout and "config" in out.stdout
+
+
+def test_missing_config_is_one_line_and_exit_2(tmp_path):
+    out = cli("run", str(tmp_path / "missing.yaml"))
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "missing.yaml" in out.stderr and "not found" in out.stderr
+
+
+def test_unknown_source_is_one_line_and_exit_2(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"source": "builtin:nope"}, "output_dir": str(tmp_path / "runs")}))
+    out = cli("run", str(cfg))
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "unknown builtin dataset 'nope'" in out.stderr
+
+
+def test_typo_in_override_is_one_line_and_exit_2(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: x\n")
+    out = cli("config", "show", str(cfg), "train.optimzer.lr=0.1")
+    assert out.returncode == 2 and "train.optimzer: unknown key; did you mean 'optimizer'?" in out.stderr
+
+
+def test_config_show_prints_resolved_yaml(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train: {epochs: 4}\n")
+    out = cli("config", "show", str(cfg), "train.batch_size=16")
+    resolved = yaml.safe_load(out.stdout)
+    assert out.returncode == 0
+    assert resolved["train"]["epochs"] == 4 and resolved["train"]["batch_size"] == 16
+    assert resolved["data"]["split"]["train"] == 0.7
+
+
+def test_run_prints_directory_and_headline(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "cli", "output_dir": str(tmp_path / "runs"),
+        "data": {"source": "builtin:digits"},
+        "model": {"name": "cnn_small", "params": {"channels": [8, 16], "hidden": 32}},
+        "train": {"epochs": 1, "progress": False}, "report": {"enabled": False},
+    }))
+    out = cli("run", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert "run directory:" in out.stdout and "label/accuracy" in out.stdout
