@@ -1,0 +1,212 @@
+"""The run report: one self-contained HTML file written from a run directory alone.
+
+Figures are embedded as base64 PNG and the CSS is inline, so ``report.html`` opens offline and
+can be mailed around. The report reads files only (see :mod:`smallvision.report.rundir`); it never
+imports the trainer or the data readers, so it also renders runs that failed half-way.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smallvision.report import figures
+from smallvision.report.checks import Finding
+from smallvision.report.heads import HeadReport, analyse_head, head_names
+from smallvision.report.rundir import RunFiles, load_run
+from smallvision.report.tables import Cell, Image, Table, format_value, kv_table, metrics_table
+
+TEMPLATES = Path(__file__).parent / "templates"
+_ENV_KEYS = ("python", "platform", "git_commit", "seed", "data_fingerprint", "threads", "started", "command")
+
+
+@functools.cache
+def environment() -> Any:
+    """The Jinja2 environment of the report templates (shared with the study report)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,  # a typo in a template fails loudly instead of printing ""
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["fmt"] = format_value
+    return env
+
+
+def render_report(run_dir: str | Path) -> str:
+    """The report of one run as an HTML string.
+
+    Args:
+        run_dir: a run directory; missing files are listed on the page, not raised.
+
+    Raises:
+        UserError: ``run_dir`` does not exist.
+    """
+    run = load_run(run_dir)
+    return environment().get_template("run.html").render(**_context(run))
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Render the report and write it to ``run_dir/report.html`` atomically.
+
+    The page is written to a temporary file in the same directory and moved into place, so a
+    reader never sees half a report.
+
+    Returns:
+        The path of the written report.
+    """
+    target = Path(run_dir) / "report.html"
+    text = render_report(run_dir)
+    # a unique name beside the target (not mkstemp, which would make the report owner-only)
+    tmp = target.with_name(f".report-{os.getpid()}-{secrets.token_hex(4)}.html.tmp")
+    try:
+        with tmp.open("x", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _context(run: RunFiles) -> dict[str, Any]:
+    metrics = run.metrics or {}
+    heads = [analyse_head(run, h) for h in head_names(run)]
+    return {
+        "title": run.name,
+        "run_dir": str(run.path),
+        "status": run.status,
+        "error": metrics.get("error"),
+        "findings": _run_findings(run, heads) + [f for h in heads for f in h.findings],
+        "summary": _summary(run),
+        "test_table": _split_table(metrics, heads, "test"),
+        "val_table": _split_table(metrics, heads, "val"),
+        "curves": _curves(run),
+        "heads": heads,
+        "data_tables": _data_tables(metrics),
+        "config_text": run.config_text,
+        "env_table": _env_table(run.env),
+        "history_table": _history_table(run.history, metrics.get("best_epoch")),
+        "problems": run.problems,
+    }
+
+
+def _run_findings(run: RunFiles, heads: list[HeadReport]) -> list[Finding]:
+    """Findings about the run as a whole (per-head ones come from the heads)."""
+    if run.status == "failed" or run.metrics is None:
+        return []  # the failure box and the missing-files list already say it
+    if not run.predictions:
+        return [Finding("warning", "no predictions", "predictions.npz is missing: no figure can be checked.")]
+    unchecked = [h.name for h in heads if not h.checks]
+    if unchecked:
+        return [Finding("warning", "heads without predictions", ", ".join(unchecked))]
+    return []
+
+
+def _summary(run: RunFiles) -> Table:
+    m = run.metrics or {}
+    items = {
+        "status": run.status,
+        "epochs run": m.get("epochs_run"),
+        "best epoch": m.get("best_epoch"),
+        "stopped early": m.get("stopped_early"),
+        "train time": _seconds(m.get("train_seconds")),
+        "evaluation time": _seconds(m.get("eval_seconds")),
+    }
+    if "seed" in (run.env or {}):
+        items["seed"] = run.env["seed"]
+    return kv_table({k: v for k, v in items.items() if v is not None or k == "status"})
+
+
+def _seconds(value: Any) -> str | None:
+    return f"{value:.1f} s" if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _split_table(metrics: dict[str, Any], heads: list[HeadReport], split: str) -> Table | None:
+    reported = metrics.get(split) if isinstance(metrics.get(split), dict) else {}
+    checks = {h.name: h.checks[split] for h in heads if split in h.checks}
+    if not reported and not checks:
+        return None
+    caption = f"{split} metrics: metrics.json, with each value recomputed from predictions.npz below it"
+    return metrics_table(reported, checks, caption=caption)
+
+
+def _curves(run: RunFiles) -> Image | None:
+    if not run.history:
+        return None
+    best = (run.metrics or {}).get("best_epoch")
+    best = float(best) if isinstance(best, int | float) and not isinstance(best, bool) else None
+    png = figures.training_curves(run.history, best)
+    if png is None:
+        return None
+    return Image("training curves", png, "train solid, validation dashed; red line: best epoch", wide=True)
+
+
+def _data_tables(metrics: dict[str, Any]) -> list[Table]:
+    tables = []
+    data = metrics.get("data")
+    if isinstance(data, dict):
+        norm = data.get("normalization") or {}
+        items = {k: v for k, v in data.items() if k != "normalization"}
+        if isinstance(norm, dict):
+            items.update({f"normalization {k}": v for k, v in norm.items()})
+        tables.append(kv_table(items, "data"))
+    params = metrics.get("params")
+    if isinstance(params, dict):
+        tables.append(kv_table(params, "parameters"))
+    heads = metrics.get("heads")
+    if isinstance(heads, dict):
+        rows = [
+            [
+                Cell(h),
+                Cell(str(info.get("kind", ""))),
+                Cell(format_value(len(info.get("classes") or []) or None)),
+            ]
+            for h, info in heads.items()
+            if isinstance(info, dict)
+        ]
+        tables.append(Table(["head", "kind", "classes"], rows, "heads"))
+    return tables
+
+
+def _env_table(env: dict[str, Any] | None) -> Table | None:
+    if env is None:
+        return None
+    # shown as written (a timestamp or a commit is not a number to round)
+    items = {k: str(env[k]) for k in _ENV_KEYS if k in env}
+    items.update({k: str(v) for k, v in env.items() if k not in _ENV_KEYS and k != "packages"})
+    packages = env.get("packages")
+    if isinstance(packages, dict):
+        items.update({f"package {name}": version for name, version in sorted(packages.items())})
+    return kv_table(items, "environment")
+
+
+def _history_table(history: dict[str, np.ndarray], best_epoch: Any) -> Table | None:
+    if not history:
+        return None
+    columns = list(history)
+    epochs = history.get("epoch")
+    rows = []
+    for i in range(len(next(iter(history.values())))):
+        best = epochs is not None and best_epoch is not None and epochs[i] == best_epoch
+        rows.append(
+            [Cell(_history_value(name, history[name][i]), cls="best" if best else "") for name in columns]
+        )
+    return Table(columns, rows, "history.csv (best epoch highlighted)")
+
+
+def _history_value(name: str, value: float) -> str:
+    if name == "epoch" and not math.isnan(value):
+        return str(int(value))
+    if name == "lr":
+        return f"{value:.3g}"
+    return format_value(float(value))
