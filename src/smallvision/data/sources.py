@@ -6,6 +6,7 @@ A source string is ``scheme:location``: ``builtin:mnist-5k``, ``idx:data/mnist/`
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -18,13 +19,17 @@ from smallvision.registry import BUILTINS, SOURCES
 DIGIT_NAMES = tuple(str(i) for i in range(10))
 
 
-def load_source(spec: str, options: dict[str, Any] | None = None, seed: int = 0) -> ImageSet:
+def load_source(
+    spec: str, options: dict[str, Any] | None = None, seed: int = 0, skip_bad: bool = False
+) -> ImageSet:
     """The ImageSet named by ``spec`` (``builtin:NAME`` or ``FORMAT:PATH``).
 
     Args:
         spec: the source string.
         options: keyword arguments for the reader or builtin (e.g. ``{"size": 28}``).
         seed: seed for builtins that generate or jitter images.
+        skip_bad: let a file reader skip corrupt samples (counted in ``meta["skipped"]``)
+            instead of stopping at the first; ``options.skip_bad`` wins when both are given.
     """
     from smallvision.registry import check_params
 
@@ -40,6 +45,8 @@ def load_source(spec: str, options: dict[str, Any] | None = None, seed: int = 0)
         data = fn(seed=seed, **options)
     else:
         fn = SOURCES.get(scheme)
+        if skip_bad and "skip_bad" in inspect.signature(fn).parameters:
+            options.setdefault("skip_bad", True)
         check_params(fn, options, "data.options", skip=("location",))
         data = fn(location, **options)
     data.name = data.name or spec

@@ -1,0 +1,271 @@
+"""Readers of arrays already in memory order: ``.npz`` / ``.npy`` files and STL-10 binaries."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from smallvision.data.dataset import ImageSet, TargetInfo
+from smallvision.data.formats import BadItems, as_image_array, classification_target, image_set, to_nchw
+from smallvision.errors import UserError
+from smallvision.registry import SOURCES
+
+_LOAD_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+class _Arrays:
+    """Named arrays behind one interface: the keys of an ``.npz``, or the ``KEY.npy`` files of a folder."""
+
+    def __init__(self, keys: list[str], load: Callable[[str], np.ndarray], describe: Callable[[str], str]):
+        self.keys, self._load, self.where = keys, load, describe
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        try:
+            return np.asarray(self._load(key))
+        except _LOAD_ERRORS as exc:
+            raise UserError(f"{self.where(key)}: corrupt or truncated array ({exc})") from None
+
+
+def _npz_arrays(path: Path) -> _Arrays:
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UserError(f"npz:{path}: no such file") from None
+    except _LOAD_ERRORS as exc:
+        raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise UserError(f"{path}: holds a single array, not named arrays; use npy:{path}")
+    return _Arrays(list(npz.files), npz.__getitem__, lambda key: f"{path} key {key!r}")
+
+
+def _npy_arrays(location: Path, images_key: str) -> tuple[_Arrays, str]:
+    """A folder of KEY.npy files, or one images .npy whose targets are .npy files beside it."""
+    folder, key = (location, images_key) if location.is_dir() else (location.parent, location.stem)
+    if not folder.is_dir():
+        raise UserError(f"npy:{location}: no such file or folder")
+    keys = sorted(p.stem for p in folder.glob("*.npy"))
+
+    def load(k: str) -> np.ndarray:
+        return np.load(folder / f"{k}.npy", allow_pickle=False)
+
+    return _Arrays(keys, load, lambda k: str(folder / f"{k}.npy")), key
+
+
+def _split_keys(arrays: _Arrays, key: str) -> dict[str, str]:
+    """``{"": key}`` when present, else the ``KEY_train`` / ``KEY_test`` ... splits (Keras' mnist.npz)."""
+    if key in arrays.keys:
+        return {"": key}
+    found = {m.group(1): k for k in arrays.keys if (m := re.fullmatch(re.escape(key) + r"_(\w+)", k))}
+    if not found:
+        raise UserError(f"{arrays.where(key)}: no such array; found {', '.join(arrays.keys) or 'none'}")
+    return found
+
+
+def _target(
+    name: str, values: np.ndarray, kind: str | None, classes, where: str, bad: BadItems
+) -> tuple[np.ndarray, TargetInfo, np.ndarray]:
+    """One target array: integers (or declared classification) -> classes; other numbers -> regression."""
+    if kind not in (None, "classification", "regression"):
+        raise UserError(f"option kinds.{name}: expected classification or regression, got {kind!r}")
+    if values.dtype.kind not in "biuf":
+        raise UserError(f"{where}: target values of dtype {values.dtype} are not numbers")
+    integral = values.dtype.kind in "biu" or bool(np.all(np.isfinite(values) & (values == np.round(values))))
+    if kind == "classification" or (kind is None and integral and values.ndim == 1):
+        if values.ndim != 1:
+            raise UserError(f"{where}: class labels must be one value per image, got shape {values.shape}")
+        return classification_target(values, classes, where, bad)
+    values = values.astype(np.float32)
+    keep = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+    for i in np.flatnonzero(~keep):
+        bad.add(f"{where} index {int(i)}", "regression target is NaN or infinite")
+    return values, TargetInfo("regression"), keep
+
+
+def _images(arrays: _Arrays, key: str, layout: str, bad: BadItems) -> tuple[np.ndarray, np.ndarray]:
+    images = to_nchw(as_image_array(arrays[key], arrays.where(key)), arrays.where(key), layout)
+    keep = np.ones(len(images), dtype=bool)
+    if images.dtype == np.float32:
+        keep = np.isfinite(images).reshape(len(images), -1).all(axis=1)
+        for i in np.flatnonzero(~keep):
+            bad.add(f"{arrays.where(key)} index {int(i)}", "image has NaN or infinite values")
+    return images, keep
+
+
+def _array_set(
+    arrays: _Arrays, spec: str, images_key: str, targets, kinds, classes, layout: str, skip_bad: bool
+) -> ImageSet:
+    bad = BadItems(skip_bad)
+    splits = _split_keys(arrays, images_key)
+    if targets is None:  # the usual x / y pair; an images array alone is an unlabeled set
+        targets = {"label": "y"} if any(k == "y" or k.startswith("y_") for k in arrays.keys) else {}
+    if not isinstance(targets, dict):
+        raise UserError(f"option targets: expected a mapping target name -> array key, got {targets!r}")
+    kinds, classes = kinds or {}, classes or {}
+    images, keeps, groups, values, start = [], [], {}, {t: [] for t in targets}, 0
+    for split, key in splits.items():
+        x, keep = _images(arrays, key, layout, bad)
+        for name, target_key in targets.items():
+            tkey = f"{target_key}_{split}" if split else target_key
+            if tkey not in arrays.keys:
+                raise UserError(f"{arrays.where(tkey)}: no such array; found {', '.join(arrays.keys)}")
+            y = arrays[tkey]
+            if len(y) != len(x):
+                raise UserError(f"{arrays.where(tkey)}: {len(y)} values for {len(x)} images in {key!r}")
+            values[name].append((y, arrays.where(tkey)))
+        images.append(x)
+        keeps.append(keep)
+        if split:
+            groups[split] = np.arange(start, start + len(x))
+        start += len(x)
+    if len({x.shape[1:] for x in images}) > 1:
+        raise UserError(f"{spec}: the splits' images differ in shape: {[x.shape[1:] for x in images]}")
+    out, info, keep = {}, {}, np.concatenate(keeps)
+    for name, parts in values.items():
+        y = np.concatenate([p[0] for p in parts])
+        y, info[name], ok = _target(name, y, kinds.get(name), classes.get(name), parts[0][1], bad)
+        out[name], keep = y, keep & ok
+    x = np.concatenate(images) if len(images) > 1 else images[0]
+    return image_set(x, out, info, spec, bad, groups, keep)
+
+
+@SOURCES.register("npz")
+def read_npz(
+    location: str,
+    *,
+    images_key: str = "x",
+    targets: dict[str, str] | None = None,
+    kinds: dict[str, str] | None = None,
+    classes: dict[str, list[str] | int] | None = None,
+    layout: str = "auto",
+    skip_bad: bool = False,
+) -> ImageSet:
+    """Named arrays in one ``.npz``: images under ``images_key``, each target under its own key.
+
+    Args:
+        location: the ``.npz`` file.
+        images_key: key of the (N, H, W), (N, H, W, C) or (N, C, H, W) images; when absent,
+            ``KEY_train`` / ``KEY_test`` / ... are read as official splits (Keras' ``mnist.npz``).
+        targets: target name -> key, e.g. ``{"label": "y"}`` (the default when ``y`` exists).
+        kinds: target name -> "classification" / "regression"; default: 1-d whole numbers are
+            classes, anything else is regression.
+        classes: target name -> class names (or their number); labels outside are errors.
+        layout: "auto", "NHW", "NHWC" or "NCHW".
+        skip_bad: drop images with NaN/inf and labels outside the classes, counting them.
+    """
+    arrays = _npz_arrays(Path(location))
+    return _array_set(arrays, f"npz:{location}", images_key, targets, kinds, classes, layout, skip_bad)
+
+
+@SOURCES.register("npy")
+def read_npy(
+    location: str,
+    *,
+    images_key: str = "x",
+    targets: dict[str, str] | None = None,
+    kinds: dict[str, str] | None = None,
+    classes: dict[str, list[str] | int] | None = None,
+    layout: str = "auto",
+    skip_bad: bool = False,
+) -> ImageSet:
+    """``.npy`` arrays: a folder of ``KEY.npy`` files, or one images file with targets beside it.
+
+    Args:
+        location: a folder (images in ``{images_key}.npy``, or ``x_train.npy`` / ``x_test.npy``),
+            or the images ``.npy`` itself (its target files sit in the same folder).
+        images_key: stem of the images file inside a folder.
+        targets: target name -> file stem, e.g. ``{"label": "y"}`` (default when ``y.npy`` exists).
+        kinds, classes, layout, skip_bad: as for ``npz:``.
+    """
+    arrays, key = _npy_arrays(Path(location), images_key)
+    return _array_set(arrays, f"npy:{location}", key, targets, kinds, classes, layout, skip_bad)
+
+
+# ---------------------------------------------------------------- STL-10 binaries
+
+STL10_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
+_STL_BYTES = 3 * 96 * 96
+
+
+def _stl_images(path: Path, limit: int | None, bad: BadItems) -> np.ndarray:
+    """(N, 3, 96, 96) uint8 from a ``*_X.bin`` (each image stored channel by channel, column-major)."""
+    size = path.stat().st_size
+    complete = size // _STL_BYTES
+    if size % _STL_BYTES:
+        bad.add(
+            f"{path} byte offset {complete * _STL_BYTES}",
+            f"truncated: {size} bytes is not a whole number of {_STL_BYTES}-byte images (image {complete} is cut)",
+        )
+    count = complete if limit is None else min(limit, complete)
+    raw = np.fromfile(path, dtype=np.uint8, count=count * _STL_BYTES)
+    # column-major 96x96 per channel: the file's fastest axis is the image's row index
+    return raw.reshape(count, 3, 96, 96).transpose(0, 1, 3, 2)
+
+
+def _stl_labels(path: Path, n: int) -> np.ndarray:
+    labels = np.fromfile(path, dtype=np.uint8)
+    if len(labels) < n:
+        raise UserError(f"{path} byte offset {len(labels)}: truncated, {len(labels)} labels for {n} images")
+    return labels[:n].astype(np.int64) - 1  # the files count classes 1..10
+
+
+def _stl_class_names(folder: Path) -> tuple[str, ...]:
+    names_file = folder / "class_names.txt"
+    if not names_file.is_file():
+        return STL10_CLASSES
+    names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
+    if len(names) != 10:
+        raise UserError(f"{names_file}: {len(names)} class names, expected 10")
+    return tuple(names)
+
+
+@SOURCES.register("stl10")
+def read_stl10(
+    location: str,
+    *,
+    splits: list[str] | tuple[str, ...] = ("train", "test"),
+    max_per_split: int | None = None,
+    skip_bad: bool = False,
+) -> ImageSet:
+    """STL-10 binaries (``stl10_binary/``): 96x96x3, labels 1..10 -> 0..9.
+
+    Args:
+        location: the folder with ``train_X.bin``, ``train_y.bin``, ``test_X.bin``, ``test_y.bin``,
+            ``unlabeled_X.bin`` and optionally ``class_names.txt``.
+        splits: which files to read, each becoming a group. With ``unlabeled`` among them the
+            set has no targets (for autoencoders).
+        max_per_split: read at most this many images per file (the unlabeled file is 2.7 GB).
+        skip_bad: keep the complete images of a truncated file and drop labels outside 1..10.
+    """
+    folder, bad = Path(location), BadItems(skip_bad)
+    if isinstance(splits, str) or not splits or not set(splits) <= {"train", "test", "unlabeled"}:
+        raise UserError(f"option splits: expected a list from train, test, unlabeled; got {splits!r}")
+    labeled = "unlabeled" not in splits
+    images, labels, keeps, groups, start = [], [], [], {}, 0
+    for split in splits:
+        x_path, y_path = folder / f"{split}_X.bin", folder / f"{split}_y.bin"
+        if not x_path.is_file():
+            raise UserError(f"stl10:{location}: missing {x_path}")
+        x = _stl_images(x_path, max_per_split, bad)
+        if labeled:
+            if not y_path.is_file():
+                raise UserError(f"stl10:{location}: missing {y_path}")
+            y = _stl_labels(y_path, len(x))
+            keep = (y >= 0) & (y < 10)
+            for i in np.flatnonzero(~keep):
+                bad.add(f"{y_path} byte offset {int(i)}", f"label {int(y[i]) + 1} outside 1..10")
+            labels.append(y)
+            keeps.append(keep)
+        images.append(x)
+        groups[split] = np.arange(start, start + len(x))
+        start += len(x)
+    x = np.concatenate(images)
+    if not labeled:
+        return image_set(x, {}, {}, f"stl10:{location}", bad, groups)
+    info = {"label": TargetInfo("classification", _stl_class_names(folder))}
+    y = np.concatenate(labels)
+    return image_set(x, {"label": y}, info, f"stl10:{location}", bad, groups, np.concatenate(keeps))
