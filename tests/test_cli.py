@@ -50,12 +50,18 @@ def test_config_show_prints_resolved_yaml(tmp_path):
 
 def test_run_prints_directory_and_headline(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "name": "cli", "output_dir": str(tmp_path / "runs"),
-        "data": {"source": "builtin:digits"},
-        "model": {"name": "cnn_small", "params": {"channels": [8, 16], "hidden": 32}},
-        "train": {"epochs": 1, "progress": False}, "report": {"enabled": False},
-    }))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "name": "cli",
+                "output_dir": str(tmp_path / "runs"),
+                "data": {"source": "builtin:digits"},
+                "model": {"name": "cnn_small", "params": {"channels": [8, 16], "hidden": 32}},
+                "train": {"epochs": 1, "progress": False},
+                "report": {"enabled": False},
+            }
+        )
+    )
     out = cli("run", str(cfg))
     assert out.returncode == 0, out.stderr
     assert "run directory:" in out.stdout and "label/accuracy" in out.stdout

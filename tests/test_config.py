@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from smallvision.config import RunConfig, apply_overrides, build_config, load_config, parse_override
 from smallvision.errors import UserError
@@ -15,8 +16,8 @@ def test_valid_config_is_typed_and_frozen(tmp_path):
     assert isinstance(cfg, RunConfig)
     assert cfg.train.epochs == 4 and cfg.train.batch_size == 32 and cfg.model.name == "cnn_small"
     assert cfg.data.source == "builtin:mnist-5k"  # a default filled in
-    with pytest.raises(Exception):
-        cfg.train.epochs = 5  # frozen
+    with pytest.raises(ValidationError, match="frozen"):
+        cfg.train.epochs = 5
 
 
 def test_unknown_key_names_path_and_suggests(tmp_path):

@@ -43,13 +43,34 @@ def _headline(metrics: dict) -> str:
 
 
 @app.command()
-def run(config: Annotated[Path, typer.Argument(help="YAML config file")], overrides: Overrides = None) -> None:
+def run(
+    config: Annotated[Path, typer.Argument(help="YAML config file")], overrides: Overrides = None
+) -> None:
     """Train, evaluate and report one run (one run per seed when the config lists seeds)."""
     from smallvision.study.run import run as run_api
 
     result = run_api(str(config), **dict(_split(o) for o in overrides or []))
-    typer.echo(f"run directory: {result.dir}")
-    typer.echo(f"test: {_headline(result.metrics)}  (train {result.metrics['train_seconds']:.1f} s)")
+    _print_result(result)
+
+
+def _print_result(result) -> None:
+    """The run directory and headline; for a seed group each member, the ensemble and its gain."""
+    members = getattr(result, "members", None)
+    if members is None:
+        typer.echo(f"run directory: {result.dir}")
+        typer.echo(f"test: {_headline(result.metrics)}  (train {result.metrics['train_seconds']:.1f} s)")
+        return
+    typer.echo(f"group directory: {result.dir}")
+    for m in members:
+        typer.echo(f"  {m.dir.name}: {_headline(m.metrics)}")
+    typer.echo(f"ensemble test: {_headline(result.metrics)}  (train {result.metrics['train_seconds']:.1f} s)")
+    gains = [
+        f"{h}/{n} {g[n]['over_best']:+.4f} / {g[n]['over_mean']:+.4f}"
+        for h, g in result.metrics["gain"].items()
+        for n in ("accuracy", "mae", "mse")
+        if n in g
+    ]
+    typer.echo(f"ensemble gain over best / mean member: {'  '.join(gains)}")
 
 
 def _split(override: str) -> tuple[str, object]:
@@ -59,8 +80,36 @@ def _split(override: str) -> tuple[str, object]:
     return ".".join(path), value
 
 
+@app.command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="a run or seed-group directory")]) -> None:
+    """Continue a killed or interrupted run in its own directory, from its last checkpoint."""
+    from smallvision.study.resume import resume as resume_api
+
+    _print_result(resume_api(run_dir))
+
+
+@app.command("lr-find")
+def lr_find(
+    config: Annotated[Path, typer.Argument(help="YAML config file")],
+    overrides: Overrides = None,
+    start_lr: Annotated[float, typer.Option("--start-lr", help="first lr of the sweep")] = 1e-7,
+    end_lr: Annotated[float, typer.Option("--end-lr", help="last lr of the sweep")] = 10.0,
+    steps: Annotated[int, typer.Option("--steps", help="lr values, one batch each")] = 100,
+) -> None:
+    """LR range test: sweep the lr exponentially, plot the loss, print a suggested lr."""
+    from smallvision.study.lrfind import lr_find as lr_find_api
+
+    out, result = lr_find_api(str(config), overrides or [], start_lr, end_lr, steps)
+    steepest = f"{result.steepest:.2e}" if result.steepest is not None else "n/a"
+    typer.echo(f"lr-find directory: {out}  (plot: {out / 'lr_find.png'})")
+    minimum = f"{result.min_over_10:.2e}"
+    typer.echo(f"suggested lr: {result.suggestion:.2e}  (steepest descent {steepest}, min/10 {minimum})")
+
+
 @config_app.command("show")
-def config_show(config: Annotated[Path, typer.Argument(help="YAML config file")], overrides: Overrides = None) -> None:
+def config_show(
+    config: Annotated[Path, typer.Argument(help="YAML config file")], overrides: Overrides = None
+) -> None:
     """Print the resolved configuration (defaults filled in, overrides applied)."""
     from smallvision.config import load_config, to_yaml
 
@@ -100,6 +149,44 @@ def data_show(source: Annotated[str, typer.Argument(help="e.g. builtin:mnist-5k 
     from smallvision.data.sources import load_source
 
     typer.echo(describe(load_source(source)))
+
+
+@data_app.command("preview")
+def data_preview(
+    config: Annotated[Path, typer.Argument(help="YAML config file")],
+    overrides: Overrides = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="PNG to write (default <output_dir>/<name>_preview.png)")
+    ] = None,
+    n: Annotated[int, typer.Option("--n", help="training samples to show")] = 16,
+) -> None:
+    """Write a PNG grid of raw training samples and their augmented versions; print its path."""
+    from smallvision.config import load_config
+    from smallvision.data.preview import preview
+
+    typer.echo(str(preview(load_config(config, overrides or []), out, n)))
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory (runs/<name>-<stamp>)")],
+    paths: Annotated[list[str], typer.Argument(help="image files, folders of images, .npy files")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="write the CSV here instead of printing it")
+    ] = None,
+) -> None:
+    """Predict every head on new images with the run's own preprocessing; CSV with probabilities."""
+    from smallvision.data.inspect import read_images
+    from smallvision.study.inference import load_run, predict_images, predictions_csv
+
+    loaded = load_run(run_dir)
+    images, names = read_images(paths)
+    text = predictions_csv(loaded, names, predict_images(loaded, images))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        typer.echo(f"predictions for {len(names)} images: {out}")
 
 
 def main() -> None:

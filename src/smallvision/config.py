@@ -25,7 +25,8 @@ class Strict(BaseModel):
 class SplitConfig(Strict):
     """How samples are divided into train / val / test."""
 
-    method: Literal["ratio", "official", "domains", "kfold"] = "ratio"
+    # auto: the source's official train/test split when it has one, else ratio
+    method: Literal["auto", "ratio", "official", "domains", "kfold"] = "auto"
     train: float = Field(0.7, ge=0, le=1)
     val: float = Field(0.1, ge=0, le=1)
     test: float = Field(0.2, ge=0, le=1)
@@ -41,7 +42,8 @@ class SplitConfig(Strict):
 
     @model_validator(mode="after")
     def _ratios_sum_to_one(self) -> SplitConfig:
-        if self.method == "ratio" and abs(self.train + self.val + self.test - 1.0) > 1e-6:
+        # auto checks too: the error belongs at load time, before a source without official splits is read
+        if self.method in ("ratio", "auto") and abs(self.train + self.val + self.test - 1.0) > 1e-6:
             total = self.train + self.val + self.test
             raise ValueError(f"train + val + test must sum to 1, got {total:g}")
         return self
@@ -129,7 +131,7 @@ class TrainConfig(Strict):
     loss_weighting: Literal["static", "uncertainty"] = "static"
     ema: float | None = Field(None, gt=0, lt=1)
     precision: Literal["fp32", "bf16"] = "fp32"
-    device: str = "cpu"
+    device: Literal["cpu", "cuda", "auto"] = "cpu"  # auto: cuda when available
     threads: int | None = Field(None, ge=1)
     channels_last: bool = False
     progress: bool = True

@@ -17,7 +17,14 @@ from smallvision.train.checkpoint import load_checkpoint
 def test_tiny_run_writes_the_whole_run_directory(tiny_config):
     result = smallvision.run(tiny_config)
     d = result.dir
-    for name in ("config.yaml", "env.json", "history.csv", "metrics.json", "predictions.npz", "checkpoints/best.pt"):
+    for name in (
+        "config.yaml",
+        "env.json",
+        "history.csv",
+        "metrics.json",
+        "predictions.npz",
+        "checkpoints/best.pt",
+    ):
         assert (d / name).is_file(), name
     metrics = json.loads((d / "metrics.json").read_text())
     assert set(metrics["test"]) == {"label"}
@@ -50,15 +57,18 @@ def test_best_epoch_val_figure_equals_a_fresh_evaluation(tiny_config):
     model = result.model
     model.load_state_dict(ckpt["model"])
     p = np.load(result.dir / "predictions.npz")
-    from smallvision.data.splits import Normalizer
     from smallvision.data.sources import load_source
+    from smallvision.data.splits import Normalizer
 
     data = load_source("builtin:digits")
     idx = torch.as_tensor(p["val/index"])
     norm = Normalizer(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["normalizer"].items()})
     raw = predict(model, data.images[idx], norm, ["label"])
-    fresh = compute_metrics({"label": "classification"}, {"label": data.targets["label"][idx].numpy()},
-                            to_outputs(raw, {"label": "classification"}))
+    fresh = compute_metrics(
+        {"label": "classification"},
+        {"label": data.targets["label"][idx].numpy()},
+        to_outputs(raw, {"label": "classification"}),
+    )
     assert np.isclose(fresh["label"]["accuracy"], logged)
 
 

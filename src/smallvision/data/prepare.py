@@ -17,7 +17,9 @@ def resize_images(images: torch.Tensor, size: tuple[int, int], chunk: int = 4096
         return images
     out = []
     for part in torch.split(images, chunk):
-        x = F.interpolate(part.float(), size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(
+            part.float(), size=tuple(size), mode="bilinear", align_corners=False, antialias=True
+        )
         out.append(x.round().clamp(0, 255).to(torch.uint8) if images.dtype == torch.uint8 else x)
     return torch.cat(out)
 

@@ -51,7 +51,9 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     err = p - t
     ss_res = float((err**2).sum())
     ss_tot = float(((t - t.mean(axis=0)) ** 2).sum())
-    pearson = float(np.corrcoef(t.ravel(), p.ravel())[0, 1]) if t.size > 1 and t.std() > 0 and p.std() > 0 else 0.0
+    pearson = (
+        float(np.corrcoef(t.ravel(), p.ravel())[0, 1]) if t.size > 1 and t.std() > 0 and p.std() > 0 else 0.0
+    )
     return {
         "mae": float(np.abs(err).mean()),
         "rmse": float(np.sqrt((err**2).mean())),
@@ -77,7 +79,11 @@ KIND_METRICS = {
 }
 
 # the headline figure of each kind and whether higher is better
-HEADLINE = {"classification": ("accuracy", "max"), "regression": ("mae", "min"), "reconstruction": ("mse", "min")}
+HEADLINE = {
+    "classification": ("accuracy", "max"),
+    "regression": ("mae", "min"),
+    "reconstruction": ("mse", "min"),
+}
 
 
 def compute_metrics(

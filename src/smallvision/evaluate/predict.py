@@ -31,11 +31,12 @@ def predict(
     """
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     chunks: dict[str, list[torch.Tensor]] = {h: [] for h in heads}
     for start in range(0, len(images), batch_size):
-        out = model(prepare(images[start : start + batch_size]))
+        out = model(prepare(images[start : start + batch_size].to(device)))
         for h in heads:
-            chunks[h].append(out[h].float())
+            chunks[h].append(out[h].float().cpu())
     model.train(was_training)
     return {h: torch.cat(c).numpy() for h, c in chunks.items()}
 

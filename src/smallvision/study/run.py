@@ -1,8 +1,16 @@
-"""One run: config -> data -> model -> training -> evaluation -> run directory -> report."""
+"""One run: config -> data -> model -> training -> evaluation -> run directory -> report.
+
+The steps are separate functions so that a resumed run (``study.resume``) and the members of a
+seed group (``study.ensemble``) go through exactly the same code as a fresh run:
+:func:`prepare` (data, split, statistics, model), :func:`make_trainer`, :func:`train_and_finish`
+(training with failure and interrupt records, then :func:`finish`: evaluation and files).
+"""
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +23,7 @@ from smallvision.data.augment import build_augment
 from smallvision.data.dataset import ImageSet
 from smallvision.data.prepare import prepare_images
 from smallvision.data.sources import load_source
-from smallvision.data.splits import fit_normalizer, make_splits
+from smallvision.data.splits import Normalizer, fit_normalizer, make_splits
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import compute_metrics
 from smallvision.evaluate.predict import predict, to_outputs
@@ -23,7 +31,7 @@ from smallvision.models.base import Network
 from smallvision.models.build import build_model
 from smallvision.study.rundir import environment, new_run_dir, write_json
 from smallvision.train.callbacks import Checkpoint, HistoryCSV, Progress
-from smallvision.train.trainer import Split, Trainer
+from smallvision.train.trainer import NonFiniteLoss, Split, Trainer, numpy_target
 
 
 @dataclass
@@ -36,6 +44,29 @@ class RunResult:
     config: RunConfig
 
 
+class TrainingFailed(UserError):
+    """Training stopped on a non-finite loss; ``metrics.json`` records it and the CLI exits with 2."""
+
+    def __init__(self, message: str, run_dir: Path) -> None:
+        super().__init__(message)
+        self.dir = run_dir
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs before training: resolved config, data, splits, statistics, model."""
+
+    cfg: RunConfig
+    data: ImageSet
+    heads: dict[str, HeadConfig]
+    splits: dict[str, np.ndarray]
+    split_data: dict[str, Split]
+    normalizer: Normalizer
+    augment: Any
+    model: Network
+    meta: dict
+
+
 def resolve_config(config: Any = None, overrides: dict[str, Any] | list[str] | None = None) -> RunConfig:
     """A RunConfig from a path, a mapping, a RunConfig or None (defaults), with overrides applied."""
     if isinstance(config, RunConfig):
@@ -45,8 +76,8 @@ def resolve_config(config: Any = None, overrides: dict[str, Any] | list[str] | N
     return load_config(config, overrides or {})
 
 
-def run(config: Any = None, **overrides: Any) -> RunResult:
-    """Train, evaluate and report one run.
+def run(config: Any = None, **overrides: Any) -> Any:
+    """Train, evaluate and report one run, or one run per seed and their ensemble.
 
     Args:
         config: a YAML path, a mapping, a RunConfig, or None for the defaults.
@@ -55,9 +86,20 @@ def run(config: Any = None, **overrides: Any) -> RunResult:
 
     Returns:
         RunResult with the run directory, the metrics (as in ``metrics.json``) and the model
-        holding the restored best weights.
+        holding the restored best weights. When the config lists ``seeds``, a
+        :class:`smallvision.study.ensemble.GroupResult`: the group directory, one RunResult per
+        seed, and the ensemble's metrics (``metrics["test"]`` the ensemble's, ``metrics["gain"]``
+        its gain over the best and the mean member).
+
+    Raises:
+        UserError: bad config or data; ``TrainingFailed`` (a UserError) when the loss became NaN.
     """
-    return run_config(resolve_config(config, overrides))
+    cfg = resolve_config(config, overrides)
+    if cfg.seeds:
+        from smallvision.study.ensemble import run_group
+
+        return run_group(cfg)
+    return run_config(cfg)
 
 
 def resolve_heads(cfg: RunConfig, data: ImageSet) -> dict[str, HeadConfig]:
@@ -70,7 +112,8 @@ def resolve_heads(cfg: RunConfig, data: ImageSet) -> dict[str, HeadConfig]:
         if not data.targets:
             return {"image": HeadConfig(kind="reconstruction")}
         return {
-            name: HeadConfig(kind=info.kind, classes=info.num_classes or None) for name, info in data.info.items()
+            name: HeadConfig(kind=info.kind, classes=info.num_classes or None)
+            for name, info in data.info.items()
         }
     heads = {}
     for name, head in cfg.heads.items():
@@ -89,10 +132,21 @@ def resolve_heads(cfg: RunConfig, data: ImageSet) -> dict[str, HeadConfig]:
             classes = head.classes or info.num_classes
             top = int(data.targets[target].max()) if len(data) else 0
             if top >= classes or int(data.targets[target].min()) < 0:
-                raise UserError(f"heads.{name}.classes: {classes} classes but target {target!r} has label {top}")
+                raise UserError(
+                    f"heads.{name}.classes: {classes} classes but target {target!r} has label {top}"
+                )
             update["classes"] = classes
         heads[name] = head.model_copy(update=update)
     return heads
+
+
+def resolve_device(name: str) -> torch.device:
+    """``train.device`` as a torch device; asking for CUDA where there is none is a UserError."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device: 'cuda' but torch sees no CUDA device here; use cpu or auto")
+    return torch.device(name)
 
 
 def head_targets(data: ImageSet, heads: dict[str, HeadConfig], index: np.ndarray) -> dict[str, torch.Tensor]:
@@ -105,11 +159,17 @@ def head_targets(data: ImageSet, heads: dict[str, HeadConfig], index: np.ndarray
     return out
 
 
-def run_config(cfg: RunConfig) -> RunResult:
-    """Execute a validated RunConfig (see :func:`run`)."""
+def prepare(cfg: RunConfig) -> Prepared:
+    """Data, split, training statistics and a freshly initialised model for ``cfg``.
+
+    The data's own randomness (synthetic builtins) follows ``data.split.seed``, not the run's
+    ``seed``, so that the runs of a seed group see the same images and the same test set.
+    """
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    data = load_source(cfg.data.source, cfg.data.options, seed=cfg.seed)
+    data = load_source(
+        cfg.data.source, cfg.data.options, seed=cfg.data.split.seed, skip_bad=cfg.data.skip_bad
+    )
     data = prepare_images(data, cfg.data.size, cfg.data.channels)
     heads = resolve_heads(cfg, data)
     cfg = cfg.model_copy(update={"heads": heads})
@@ -117,69 +177,142 @@ def run_config(cfg: RunConfig) -> RunResult:
     normalizer = fit_normalizer(data.images[torch.as_tensor(splits["train"])], cfg.data.normalize)
     augment = build_augment(cfg.data.augment)
     torch.manual_seed(cfg.seed)  # the same weights for the same seed, whatever ran before
-    model = build_model(cfg.model.name, cfg.model.params, data.shape, heads)
+    model = build_model(cfg.model.name, cfg.model.params, data.shape, heads).to(
+        resolve_device(cfg.train.device)
+    )
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    meta = {
+        "config": cfg.model_dump(mode="json"),
+        "normalizer": normalizer.to_dict(),
+        "input_shape": list(data.shape),
+    }
+    split_data = {
+        s: Split(data.images[torch.as_tensor(i)], head_targets(data, heads, i)) for s, i in splits.items()
+    }
+    return Prepared(cfg, data, heads, splits, split_data, normalizer, augment, model, meta)
 
-    run_dir = new_run_dir(cfg.output_dir, cfg.name)
-    (run_dir / "config.yaml").write_text(to_yaml(cfg))
-    write_json(run_dir / "env.json", environment(cfg.seed, data.fingerprint(), torch.get_num_threads()))
-    meta = {"config": cfg.model_dump(mode="json"), "normalizer": normalizer.to_dict(), "input_shape": list(data.shape)}
-    split_data = {s: Split(data.images[torch.as_tensor(i)], head_targets(data, heads, i)) for s, i in splits.items()}
 
-    trainer = Trainer(
-        model, heads, cfg.train, normalizer, augment if len(augment) else None, seed=cfg.seed,
-        callbacks=[HistoryCSV(run_dir / "history.csv"), Checkpoint(run_dir / "checkpoints", meta),
-                   Progress(cfg.train.progress)],
+def make_trainer(p: Prepared, run_dir: Path, callbacks: Sequence[object] = ()) -> Trainer:
+    """The trainer of a run, writing ``history.csv`` and checkpoints into ``run_dir``."""
+    return Trainer(
+        p.model,
+        p.heads,
+        p.cfg.train,
+        p.normalizer,
+        p.augment if len(p.augment) else None,
+        seed=p.cfg.seed,
+        callbacks=[
+            HistoryCSV(run_dir / "history.csv"),
+            Checkpoint(run_dir / "checkpoints", p.meta),
+            Progress(p.cfg.train.progress),
+            *callbacks,
+        ],
     )
-    start = time.perf_counter()
-    trainer.fit(split_data["train"], split_data["val"])
-    train_seconds = time.perf_counter() - start
 
+
+def run_config(cfg: RunConfig, run_dir: Path | None = None, callbacks: Sequence[object] = ()) -> RunResult:
+    """Execute a validated RunConfig (see :func:`run`).
+
+    Args:
+        cfg: the config (``seeds`` is ignored here: one run with ``cfg.seed``).
+        run_dir: the directory to write into (created); default a new ``<output_dir>/<name>-<stamp>``.
+        callbacks: extra trainer callbacks (after the history, checkpoint and progress ones).
+    """
+    p = prepare(cfg)
+    if run_dir is None:
+        run_dir = new_run_dir(cfg.output_dir, cfg.name)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(to_yaml(p.cfg))
+    write_json(run_dir / "env.json", environment(cfg.seed, p.data.fingerprint(), torch.get_num_threads()))
+    return train_and_finish(p, make_trainer(p, run_dir, callbacks), run_dir)
+
+
+def train_and_finish(p: Prepared, trainer: Trainer, run_dir: Path, state: dict | None = None) -> RunResult:
+    """Fit (from ``state`` when resuming), then evaluate and write the run's files.
+
+    A non-finite loss writes ``{"status": "failed", ...}`` to ``metrics.json`` and raises
+    TrainingFailed; Ctrl-C writes ``{"status": "interrupted"}`` and re-raises. Either way the last
+    good ``checkpoints/last.pt`` stays, and an interrupted run continues with ``smallvision resume``.
+    """
+    try:
+        trainer.fit(p.split_data["train"], p.split_data["val"], state=state)
+    except NonFiniteLoss as exc:
+        write_json(run_dir / "metrics.json", {
+            "status": "failed", "error": str(exc), "head": exc.head, "epoch": exc.epoch, "step": exc.step,
+            "epochs_run": trainer.epoch, "best_epoch": trainer.best_epoch,
+        })  # fmt: skip
+        raise TrainingFailed(f"run {run_dir} failed: {exc}", run_dir) from None
+    except KeyboardInterrupt:
+        write_json(run_dir / "metrics.json", {
+            "status": "interrupted", "epochs_run": trainer.epoch, "resume": f"smallvision resume {run_dir}",
+        })  # fmt: skip
+        print(
+            f"interrupted after epoch {trainer.epoch}; continue with: smallvision resume {run_dir}",
+            file=sys.stderr,
+        )
+        raise
+    return finish(p, trainer, run_dir)
+
+
+def finish(p: Prepared, trainer: Trainer, run_dir: Path) -> RunResult:
+    """Evaluate the restored best weights on val and test; write predictions, metrics and the report."""
     start = time.perf_counter()
-    kinds = {h: c.kind for h, c in heads.items()}
-    evaluated = {s: evaluate_split(model, split_data[s], normalizer, kinds, cfg) for s in ("val", "test")}
+    kinds = {h: c.kind for h, c in p.heads.items()}
+    prep = trainer.input_prep
+    # "val", "test", and per-domain parts such as "test:TEST2" when a split spans several domains
+    names = [s for s in p.split_data if s != "train" and len(p.split_data[s])]
+    evaluated = {s: evaluate_split(p.model, p.split_data[s], prep, kinds, p.cfg) for s in names}
+    scored = {s: compute_metrics(kinds, *evaluated[s]) for s in names}
     metrics = {
         "status": "completed",
-        **{s: compute_metrics(kinds, *evaluated[s]) for s in ("val", "test") if len(split_data[s])},
+        **{s: scored[s] for s in ("val", "test") if s in scored},
+        "domains": {s: scored[s] for s in names if ":" in s},
         "best_epoch": trainer.best_epoch,
         "epochs_run": trainer.epoch,
         "stopped_early": trainer.stop,
-        "train_seconds": train_seconds,
+        "train_seconds": trainer.elapsed,
         "eval_seconds": time.perf_counter() - start,
-        "params": model.param_counts(),
-        "heads": {h: {"kind": c.kind, "classes": _class_names(data, h, c)} for h, c in heads.items()},
+        "params": p.model.param_counts(),
+        "heads": {h: {"kind": c.kind, "classes": _class_names(p.data, h, c)} for h, c in p.heads.items()},
         "data": {
-            "source": cfg.data.source, "input_shape": list(data.shape), "normalization": normalizer.to_dict(),
-            **{f"n_{s}": len(i) for s, i in splits.items()},
+            "source": p.cfg.data.source,
+            "input_shape": list(p.data.shape),
+            "normalization": p.normalizer.to_dict(),
+            **{f"n_{s}": len(i) for s, i in p.splits.items()},
+            "split": p.splits.info,
+            "reader": p.data.meta,  # e.g. {"skipped": 3} when data.skip_bad dropped corrupt samples
         },
     }
-    save_predictions(run_dir / "predictions.npz", splits, evaluated)
+    save_predictions(run_dir / "predictions.npz", p.splits, evaluated)
     write_json(run_dir / "metrics.json", metrics)
-    if cfg.report.enabled:
+    if p.cfg.report.enabled:
         from smallvision.report.html import write_report
 
         write_report(run_dir)
-    return RunResult(run_dir, metrics, model, cfg)
+    return RunResult(run_dir, metrics, p.model, p.cfg)
 
 
-def evaluate_split(model, split: Split, normalizer, kinds, cfg) -> tuple[dict, dict]:
+def evaluate_split(model, split: Split, prep, kinds, cfg) -> tuple[dict, dict]:
     """(y_true, outputs) of one split, from the restored best weights."""
-    raw = predict(model, split.images, normalizer, list(kinds), cfg.train.eval_batch_size)
+    raw = predict(model, split.images, prep, list(kinds), cfg.train.eval_batch_size)
     outputs = to_outputs(raw, kinds)
-    y_true = {
-        h: split.targets[h].numpy() if h in split.targets else normalizer(split.images).numpy() for h in kinds
-    }
-    return y_true, outputs
+    return {h: numpy_target(split, h, prep) for h in kinds}, outputs
 
 
-def save_predictions(path: Path, splits: dict[str, np.ndarray], evaluated: dict[str, tuple[dict, dict]]) -> None:
+def save_predictions(
+    path: Path, splits: dict[str, np.ndarray], evaluated: dict[str, tuple[dict, dict]]
+) -> None:
+    """``<split>/index``, ``<split>/<head>/y_true`` and ``<split>/<head>/prob`` (or ``y_pred``) arrays."""
     arrays: dict[str, np.ndarray] = {}
     for s, (y_true, outputs) in evaluated.items():
         arrays[f"{s}/index"] = splits[s]
         for h, out in outputs.items():
             arrays[f"{s}/{h}/y_true"] = y_true[h]
-            key = "prob" if out.ndim == 2 and y_true[h].ndim == 1 and y_true[h].dtype.kind == "i" else "y_pred"
+            key = (
+                "prob" if out.ndim == 2 and y_true[h].ndim == 1 and y_true[h].dtype.kind == "i" else "y_pred"
+            )
             arrays[f"{s}/{h}/{key}"] = out.astype(np.float32)
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)

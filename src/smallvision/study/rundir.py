@@ -15,7 +15,16 @@ from typing import Any
 
 import numpy as np
 
-PACKAGES = ("smallvision", "torch", "numpy", "scipy", "scikit-learn", "scikit-image", "pydantic", "matplotlib")
+PACKAGES = (
+    "smallvision",
+    "torch",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "scikit-image",
+    "pydantic",
+    "matplotlib",
+)
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -36,7 +45,10 @@ def new_run_dir(root: str | Path, name: str) -> Path:
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.SubprocessError):

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from smallvision.train.checkpoint import save_atomic
+from smallvision.train.state import capture_state
 
 
 class HistoryCSV:
@@ -35,26 +34,8 @@ def write_history(path: Path, history: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def trainer_state(t: Any) -> dict:
-    """Everything needed to continue training exactly where it stopped."""
-    return {
-        "format": 1,
-        "model": t.model.state_dict(),
-        "optimizer": t.optimizer.state_dict(),
-        "scheduler": t.scheduler.state_dict() if t.scheduler is not None else None,
-        "plateau": t.plateau.state_dict() if t.plateau is not None else None,
-        "epoch": t.epoch,
-        "step": t.step,
-        "history": t.history,
-        "best_value": t.best_value,
-        "best_epoch": t.best_epoch,
-        "best_state": t.best_state,
-        "rng": {"torch": torch.get_rng_state(), "generator": t.gen.get_state()},
-    }
-
-
 class Checkpoint:
-    """Each epoch: ``last.pt`` (full trainer state); on improvement: ``best.pt`` (weights + metadata).
+    """Each epoch: ``last.pt`` (full trainer state, see ``train.state``); on improvement: ``best.pt``.
 
     Both are written atomically, so a kill mid-write leaves the previous file intact.
 
@@ -69,9 +50,10 @@ class Checkpoint:
 
     def after_epoch(self, t: Any) -> None:
         if t.improved:
-            best = {"model": t.model.state_dict(), "epoch": t.epoch, **self.meta}
+            # the evaluated weights: the EMA's when train.ema is on
+            best = {"model": t.best_state, "epoch": t.best_epoch, "ema": t.ema is not None, **self.meta}
             save_atomic(best, self.directory / "best.pt")
-        save_atomic({**trainer_state(t), **self.meta}, self.directory / "last.pt")
+        save_atomic({**capture_state(t), **self.meta}, self.directory / "last.pt")
 
 
 class Progress:
@@ -87,8 +69,11 @@ class Progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.bar = Progress(
-            TextColumn("epoch {task.completed}/{task.total}"), BarColumn(), TextColumn("{task.description}"),
-            TimeElapsedColumn(), transient=True,
+            TextColumn("epoch {task.completed}/{task.total}"),
+            BarColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            transient=True,
         )
         self.bar.start()
         self.task = self.bar.add_task("", total=t.cfg.epochs, completed=t.epoch)

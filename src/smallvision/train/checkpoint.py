@@ -1,11 +1,16 @@
-"""Checkpoints written atomically: a half-written file is never mistaken for a whole one.
+"""Checkpoints written atomically and checked when read: a damaged file is never mistaken for a whole one.
 
-Write to a temporary file in the same directory, fsync, then ``os.replace`` (atomic on POSIX);
-loading uses ``weights_only=True`` so a checkpoint cannot run code.
+Writing: serialise to memory, append a trailer (``SVCKPT01`` + the SHA-256 of the payload), write
+to a temporary file in the same directory, fsync, ``os.replace`` (atomic on POSIX), fsync the
+directory. Reading: verify the trailer's digest (``torch.load`` itself does not check the zip's
+CRCs, so a flipped byte would load silently), then ``torch.load(weights_only=True)`` so a
+checkpoint cannot run code. A file without a trailer (written before checksums) still loads.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -15,15 +20,25 @@ import torch
 
 from smallvision.errors import UserError
 
+MAGIC = b"SVCKPT01"
+TRAILER = len(MAGIC) + 32  # magic + sha256 digest
+
+# config keys that do not change what training computes: a checkpoint may differ in them
+IGNORED_KEYS = ("name", "output_dir", "report", "seeds", "train.progress", "train.threads")
+
 
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` through a fsynced temporary file and an atomic rename."""
+    """``torch.save`` to ``path`` with a checksum trailer, through a fsynced temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    payload = buf.getvalue()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            f.write(payload)
+            f.write(MAGIC + hashlib.sha256(payload).digest())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -42,7 +57,56 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {str(path)!r} not found")
+    data = path.read_bytes()
+    if len(data) > TRAILER and data[-TRAILER:-32] == MAGIC:
+        payload = memoryview(data)[:-TRAILER]
+        if hashlib.sha256(payload).digest() != data[-32:]:
+            raise UserError(f"checkpoint {str(path)!r} is corrupt (checksum mismatch); it cannot be used")
+    elif MAGIC in data[-TRAILER - len(MAGIC) :]:  # the trailer is there but cut short
+        raise UserError(f"checkpoint {str(path)!r} is corrupt or truncated (incomplete checksum trailer)")
+    else:
+        payload = memoryview(data)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated zip archives
         raise UserError(f"checkpoint {str(path)!r} is corrupt or truncated ({type(exc).__name__})") from None
+    if not isinstance(obj, dict):
+        raise UserError(
+            f"checkpoint {str(path)!r} holds a {type(obj).__name__}, expected a smallvision checkpoint"
+        )
+    return obj
+
+
+def config_difference(saved: dict, current: dict, prefix: str = "") -> tuple[str, Any, Any] | None:
+    """The first ``(key.path, saved value, current value)`` where two config dumps differ, or None."""
+    for key in sorted(set(saved) | set(current), key=str):
+        path = f"{prefix}{key}"
+        if path in IGNORED_KEYS:
+            continue
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = config_difference(a, b, f"{path}.")
+            if found:
+                return found
+        elif a != b:
+            return path, a, b
+    return None
+
+
+def check_config(ckpt: dict, current: dict, where: str) -> None:
+    """Refuse a checkpoint written for another model or config, naming the first difference.
+
+    Args:
+        ckpt: a loaded checkpoint (it carries its run's resolved config under ``config``).
+        current: the config to continue with, as ``RunConfig.model_dump(mode="json")``.
+        where: the checkpoint's path, for the message.
+    """
+    if "config" not in ckpt:
+        raise UserError(f"checkpoint {where} carries no config; it was not written by a smallvision run")
+    diff = config_difference(ckpt["config"], current)
+    if diff is not None:
+        key, a, b = diff
+        raise UserError(
+            f"checkpoint {where} was written for another config: {key} is {a!r} there but {b!r} here; "
+            "continue a run only with its own config.yaml"
+        )

@@ -1,8 +1,20 @@
-"""Per-head losses. Classification targets may be class indices (N,) or soft targets (N, K)."""
+"""Per-head losses: ``fn(output, target, mask=None) -> scalar``.
+
+Classification targets may be class indices (B,) or soft targets (B, K) (MixUp / CutMix); one
+formula covers cross-entropy, label smoothing, class weights and focal loss:
+
+    q = (1 - eps) * t + eps / K                      (t: one-hot or soft target)
+    l_i = -sum_c w_c * q_ic * (1 - p_ic)^gamma * log p_ic
+    loss = sum_i l_i / sum_i sum_c w_c * t_ic        (the weighted mean; plain mean when w = 1)
+
+With hard labels and ``gamma = 0`` this is exactly ``F.cross_entropy(weight=w, label_smoothing=eps)``.
+Regression uses MSE, MAE or Huber (delta 1); reconstruction MSE or L1, optionally only on the
+pixels a masking augmentation hid (``HeadConfig.masked_only``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -10,28 +22,120 @@ import torch.nn.functional as F
 from smallvision.config import HeadConfig
 from smallvision.errors import UserError
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[..., torch.Tensor]
 
 DEFAULT_LOSS = {"classification": "ce", "regression": "mse", "reconstruction": "mse"}
 KIND_LOSSES = {
-    "classification": ("ce",),
+    "classification": ("ce", "focal"),
     "regression": ("mse", "mae", "huber"),
     "reconstruction": ("mse", "l1"),
 }
 
 
-def head_loss(name: str, cfg: HeadConfig) -> LossFn:
-    """The loss function of one head: ``fn(output, target) -> scalar``."""
+def balanced_class_weights(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """``n / (K * n_c)`` per class (scikit-learn's "balanced"); a class absent from ``labels`` counts as 1.
+
+    Args:
+        labels: (N,) int class indices of the training split.
+        classes: K.
+    """
+    counts = torch.bincount(labels.long(), minlength=classes).double().clamp_min(1)
+    return (len(labels) / (classes * counts)).float()
+
+
+def soft_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    smoothing: float = 0.0,
+    weight: torch.Tensor | None = None,
+    gamma: float = 0.0,
+) -> torch.Tensor:
+    """Cross-entropy of ``logits`` (B, K) against class indices (B,) or soft targets (B, K).
+
+    Args:
+        logits: raw scores (B, K).
+        target: (B,) int labels or (B, K) probabilities (each row sums to 1).
+        smoothing: label smoothing eps (the target is mixed with the uniform distribution).
+        weight: (K,) class weights, or None for 1.
+        gamma: focal exponent; 0 is plain cross-entropy.
+    """
+    logits = logits.float()
+    k = logits.shape[1]
+    t = F.one_hot(target.long(), k).float() if target.ndim == 1 else target.float()  # (B, K)
+    q = (1 - smoothing) * t + smoothing / k if smoothing else t
+    logp = F.log_softmax(logits, dim=1)  # (B, K)
+    per_class = -logp * q
+    if gamma:
+        per_class = per_class * (1 - logp.exp()).pow(gamma)
+    w = torch.ones(k, dtype=logp.dtype, device=logp.device) if weight is None else weight.to(logp)
+    # dividing by the targets' total weight makes hard labels match torch's weighted mean
+    return (per_class * w).sum() / (t * w).sum().clamp_min(1e-12)
+
+
+def pixel_loss(out: torch.Tensor, target: torch.Tensor, kind: str, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared (``mse``) or absolute (``l1``) error, over the masked pixels when a mask is given.
+
+    Args:
+        out: reconstruction (B, C, H, W).
+        target: clean image (B, C, H, W).
+        kind: "mse" or "l1".
+        mask: (B, 1, H, W) bool, True where pixels were hidden; None (or all False) uses every pixel.
+    """
+    diff = out.float().reshape(target.shape) - target.float()
+    err = diff * diff if kind == "mse" else diff.abs()
+    if mask is None or not bool(mask.any()):
+        return err.mean()
+    m = mask.to(err.dtype).expand_as(err)
+    return (err * m).sum() / m.sum()
+
+
+def head_loss(name: str, cfg: HeadConfig, class_weights: torch.Tensor | None = None) -> LossFn:
+    """The loss function of one head: ``fn(output, target, mask=None) -> scalar``.
+
+    Args:
+        name: the head's name (for error messages).
+        cfg: the head's config (kind, loss, label smoothing, focal gamma, masked_only).
+        class_weights: (K,) weights for a classification head, or None.
+    """
     loss = cfg.loss or DEFAULT_LOSS[cfg.kind]
     if loss not in KIND_LOSSES[cfg.kind]:
         raise UserError(
             f"heads.{name}.loss: {loss!r} is not a {cfg.kind} loss; expected one of {KIND_LOSSES[cfg.kind]}"
         )
-    if loss == "ce":
+    if cfg.kind == "classification":
+        gamma = cfg.focal_gamma if loss == "focal" else 0.0
         smoothing = cfg.label_smoothing
-        return lambda out, target: F.cross_entropy(out.float(), target, label_smoothing=smoothing)
-    if loss == "mse":
-        return lambda out, target: F.mse_loss(out.float().reshape(target.shape), target.float())
-    if loss in ("mae", "l1"):
-        return lambda out, target: F.l1_loss(out.float().reshape(target.shape), target.float())
-    return lambda out, target: F.huber_loss(out.float().reshape(target.shape), target.float())
+
+        def classify(out, target, mask=None):
+            return soft_cross_entropy(out, target, smoothing, class_weights, gamma)
+
+        return classify
+    if cfg.kind == "reconstruction":
+        masked = cfg.masked_only
+
+        def reconstruct(out, target, mask=None):
+            return pixel_loss(out, target, loss, mask if masked else None)
+
+        return reconstruct
+    fn = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.huber_loss}[loss]
+    return lambda out, target, mask=None: fn(out.float().reshape(target.shape), target.float())
+
+
+def build_losses(
+    heads: Mapping[str, HeadConfig], train_targets: Mapping[str, torch.Tensor]
+) -> dict[str, LossFn]:
+    """One loss per head; ``class_weights: balanced`` is computed from the training split's labels.
+
+    Args:
+        heads: head name -> config (classification heads have ``classes`` filled in).
+        train_targets: head name -> the training split's targets.
+    """
+    fns = {}
+    for h, cfg in heads.items():
+        weights = None
+        if cfg.kind == "classification" and cfg.class_weights == "balanced":
+            if h not in train_targets:
+                raise UserError(f"heads.{h}.class_weights: balanced needs the head's training labels")
+            weights = balanced_class_weights(train_targets[h], cfg.classes or int(train_targets[h].max()) + 1)
+        fns[h] = head_loss(h, cfg, weights)
+    return fns

@@ -50,3 +50,20 @@ def build_plateau(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, mode: s
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode=mode, factor=cfg.factor, patience=cfg.patience
     )
+
+
+def step_plateau(plateau, scheduler: torch.optim.lr_scheduler.LambdaLR | None, value: float) -> None:
+    """Step ReduceLROnPlateau with the epoch's monitored value and make its cut last.
+
+    The per-step LambdaLR sets ``lr = base_lr * factor`` at every step, which would undo the
+    plateau's reduction one step later; scaling the LambdaLR's ``base_lrs`` by the same ratio
+    keeps it (and ``base_lrs`` is in the scheduler's state dict, so a resumed run keeps it too).
+    """
+    groups = plateau.optimizer.param_groups
+    before = [g["lr"] for g in groups]
+    plateau.step(value)
+    if scheduler is not None:
+        scheduler.base_lrs = [
+            base * g["lr"] / old if old > 0 else base
+            for base, g, old in zip(scheduler.base_lrs, groups, before, strict=True)
+        ]

@@ -1,0 +1,57 @@
+"""``smallvision data preview``: a PNG grid of raw and augmented training samples."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from smallvision.cli import app
+from smallvision.config import build_config
+from smallvision.data.preview import COLUMNS, DRAWS, preview
+from smallvision.errors import UserError
+
+
+def digits_config(tmp_path, **data):
+    raw = {
+        "name": "pv",
+        "output_dir": str(tmp_path / "runs"),
+        "data": {
+            "source": "builtin:digits",
+            "augment": {"rotate": {"degrees": 20}, "noise": {"std": 0.1}},
+            **data,
+        },
+    }
+    return build_config(raw)
+
+
+def test_preview_writes_a_png_grid(tmp_path):
+    path = preview(digits_config(tmp_path), tmp_path / "grid.png", n=10)
+    assert path == tmp_path / "grid.png"
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        w, h = img.size
+    # 10 samples: two blocks of (1 raw + DRAWS) rows, COLUMNS wide
+    assert w > 5 * COLUMNS and h > 5 * 2 * (1 + DRAWS)
+
+
+def test_default_path_and_rgb_without_augmentation(tmp_path):
+    cfg = digits_config(tmp_path, augment={}, channels=3, size=[16, 16])
+    path = preview(cfg, n=3)
+    assert path == tmp_path / "runs" / "pv_preview.png" and path.stat().st_size > 0
+
+
+def test_bad_n_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="--n 0"):
+        preview(digits_config(tmp_path), tmp_path / "x.png", n=0)
+
+
+def test_cli_prints_the_path(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: c\noutput_dir: {tmp_path / 'runs'}\ndata: {{source: 'builtin:digits'}}\n")
+    out = tmp_path / "p.png"
+    result = CliRunner().invoke(
+        app, ["data", "preview", str(cfg), "data.augment.shift.fraction=0.1", "--out", str(out), "--n", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(out) and out.is_file()
