@@ -128,18 +128,45 @@ def models_list(pattern: Annotated[str, typer.Argument(help="shell pattern, e.g.
 def models_show(
     name: str,
     input: Annotated[str, typer.Option("--input", help="HxWxC, e.g. 32x32x1")] = "28x28x1",
-    classes: Annotated[int, typer.Option(help="classes of the default 'label' head")] = 10,
+    heads: Annotated[
+        str,
+        typer.Option(
+            "--heads",
+            help="heads as in a config, YAML: '{A: {classes: 10}, B: {classes: 32, hidden: [256]}, "
+            "C: {kind: regression, activation: sigmoid}}'",
+        ),
+    ] = "{label: {kind: classification, classes: 10}}",
+    params: Annotated[
+        str, typer.Option("--params", help="model.params as YAML, e.g. '{widths: [16, 32, 64]}'")
+    ] = "{}",
 ) -> None:
-    """A layer table of one model: output shapes and parameter counts."""
-    from smallvision.config import HeadConfig
-    from smallvision.models.summary import format_table, layer_table
+    """A layer table of one model: output shapes and parameter counts, per stage and head."""
+    from smallvision.config import build_config
+    from smallvision.models.summary import format_table, layer_table, parse_input_shape
+
+    raw = {
+        "heads": _yaml_option("--heads", heads),
+        "model": {"name": name, "params": _yaml_option("--params", params)},
+    }
+    cfg = build_config(raw, origin="models show")
+    missing = [h for h, c in (cfg.heads or {}).items() if c.kind == "classification" and not c.classes]
+    if missing:
+        raise UserError(
+            f"--heads: classification head {missing[0]!r} needs classes, e.g. {{{missing[0]}: {{classes: 10}}}}"
+        )
+    typer.echo(format_table(layer_table(name, parse_input_shape(input), cfg.heads or {}, cfg.model.params)))
+
+
+def _yaml_option(option: str, text: str) -> dict:
+    import yaml
 
     try:
-        h, w, c = (int(v) for v in input.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--input {input!r}: expected HxWxC, e.g. 32x32x1") from None
-    heads = {"label": HeadConfig(kind="classification", classes=classes)}
-    typer.echo(format_table(layer_table(name, (c, h, w), heads)))
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UserError(f"{option} {text!r}: not valid YAML") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{option} {text!r}: expected a YAML mapping such as '{{key: value}}'")
+    return value
 
 
 @data_app.command("show")

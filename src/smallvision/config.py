@@ -84,6 +84,10 @@ class HeadConfig(Strict):
 class ModelConfig(Strict):
     name: str = "cnn_bn"
     params: dict[str, Any] = {}
+    # transfer learning: backbone weights from an earlier run (its directory or a checkpoint file);
+    # the heads are always new, built for this config's targets
+    init: str | None = None
+    freeze: list[str] = []  # stage names or patterns (``stem``, ``layer*``) whose weights stay fixed
 
 
 class OptimConfig(Strict):

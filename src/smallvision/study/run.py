@@ -32,6 +32,7 @@ from smallvision.models.build import build_model
 from smallvision.study.rundir import environment, new_run_dir, write_json
 from smallvision.train.callbacks import Checkpoint, HistoryCSV, Progress
 from smallvision.train.trainer import NonFiniteLoss, Split, Trainer, numpy_target
+from smallvision.train.transfer import apply_transfer
 
 
 @dataclass
@@ -180,6 +181,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     model = build_model(cfg.model.name, cfg.model.params, data.shape, heads).to(
         resolve_device(cfg.train.device)
     )
+    apply_transfer(model, cfg.model.init, cfg.model.freeze)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     meta = {
