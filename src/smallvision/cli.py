@@ -70,7 +70,7 @@ def _print_result(result) -> None:
         for n in ("accuracy", "mae", "mse")
         if n in g
     ]
-    typer.echo(f"ensemble gain over best / mean member: {'  '.join(gains)}")
+    typer.echo(f"ensemble gain over best / mean member (positive = better): {'  '.join(gains)}")
 
 
 def _split(override: str) -> tuple[str, object]:

@@ -151,7 +151,7 @@ def test_cli_prints_the_group_directory_and_the_ensemble_headline(group, tmp_pat
     out = capsys.readouterr().out
     assert f"group directory: {copy_dir}" in out
     assert "seed-1: label/accuracy" in out and "ensemble test: label/accuracy" in out
-    assert "ensemble gain over best / mean member: label/accuracy" in out
+    assert "ensemble gain over best / mean member (positive = better): label/accuracy" in out
 
 
 def test_member_configs_share_data_and_split():

@@ -8,7 +8,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -74,7 +73,6 @@ def environment(seed: int, fingerprint: str, threads: int) -> dict[str, Any]:
         "threads": threads,
         "started": datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
-        "time": time.time(),
     }
 
 
