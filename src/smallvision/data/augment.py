@@ -20,6 +20,7 @@ input's definition and must also be applied to validation and test inputs; see
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,7 +35,7 @@ from smallvision.registry import AUGMENTATIONS
 KINDS = ("geometric", "photometric", "corruption")
 
 
-class Augmentation:
+class Augmentation(ABC):
     """Base class: ``aug(x, gen) -> x`` for a float batch (B, C, H, W) in [0, 1].
 
     Attributes:
@@ -45,8 +46,8 @@ class Augmentation:
     kind: ClassVar[str]
     at_eval: ClassVar[bool] = False
 
-    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        raise NotImplementedError  # abstract: every augmentation defines it
+    @abstractmethod
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor: ...
 
 
 def check_range(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
@@ -116,8 +117,9 @@ class AffineAugmentation(Augmentation):
     kind: ClassVar[str] = "geometric"
     p: float = 1.0
 
+    @abstractmethod
     def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:  # (n, 3, 3)
-        raise NotImplementedError  # abstract: every affine augmentation defines it
+        ...
 
     def matrix(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """(n, 3, 3) on the generator's device; the identity for images left alone."""
@@ -218,8 +220,9 @@ class MaskingAugmentation(Augmentation):
     p: float
     value: float
 
+    @abstractmethod
     def sample_mask(self, b: int, h: int, w: int, gen: torch.Generator) -> torch.Tensor:  # (B, 1, H, W)
-        raise NotImplementedError  # abstract: every masking op defines it
+        ...
 
     def masked(self, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x with hidden pixels set to value, mask)``; mask (B, 1, H, W) bool, True = hidden."""

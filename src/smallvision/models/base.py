@@ -11,6 +11,7 @@ A family writes only a ``Backbone``: ``forward(x) -> (B, F)`` features and ``sta
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 import torch
@@ -20,7 +21,7 @@ from smallvision.config import HeadConfig
 from smallvision.errors import UserError
 
 
-class Backbone(nn.Module):
+class Backbone(nn.Module, ABC):
     """Base class of every registered model family.
 
     Subclasses take ``input_shape=(C, H, W)`` plus their own explicit keyword arguments,
@@ -42,12 +43,14 @@ class Backbone(nn.Module):
                 " this model needs; set data.size to a larger size"
             )
 
+    @abstractmethod
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, F)
-        raise NotImplementedError  # abstract: every family defines it
+        ...
 
+    @abstractmethod
     def stages(self) -> list[tuple[str, nn.Module]]:
         """Ordered named groups of layers, input side first (``stem``, ``stage1`` ...)."""
-        raise NotImplementedError  # abstract: every family defines it
+        ...
 
     def reconstruction_head(self) -> nn.Module:
         """A decoder (B, F) -> (B, C, H, W); autoencoder families override this."""
