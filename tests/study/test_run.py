@@ -62,7 +62,7 @@ def test_best_epoch_val_figure_equals_a_fresh_evaluation(tiny_config):
 
     data = load_source("builtin:digits")
     idx = torch.as_tensor(p["val/index"])
-    norm = Normalizer(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["normalizer"].items()})
+    norm = Normalizer.from_dict(ckpt["normalizer"])
     raw = predict(model, data.images[idx], norm, ["label"])
     fresh = compute_metrics(
         {"label": "classification"},

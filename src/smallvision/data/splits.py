@@ -420,6 +420,11 @@ class Normalizer:
     def to_dict(self) -> dict:
         return {"scale": self.scale, "mean": list(self.mean), "std": list(self.std)}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalizer:
+        """The inverse of :meth:`to_dict` (as stored in checkpoints and metrics.json)."""
+        return cls(float(d["scale"]), tuple(d["mean"]), tuple(d["std"]))
+
 
 def fit_normalizer(train_images: torch.Tensor, method: str) -> Normalizer:
     """Per-channel statistics of the training images only (never val or test).

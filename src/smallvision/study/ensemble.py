@@ -152,7 +152,7 @@ def ensemble_runs(member_dirs: Sequence[Path], out_dir: Path) -> dict:
     result["train_seconds"] = float(sum(m.get("train_seconds", 0.0) for m, _ in loaded))
     result["method"] = {"classification": "mean of probabilities (soft voting)", "regression": "mean"}
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_predictions(out_dir / "predictions.npz", splits, evaluated)
+    save_predictions(out_dir / "predictions.npz", splits, evaluated, kinds)
     write_json(out_dir / "metrics.json", result)
     return result
 

@@ -46,8 +46,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     model = build_model(cfg.model.name, cfg.model.params, shape, cfg.heads or {})
     model.load_state_dict(ckpt["model"])
     model.eval()
-    n = ckpt["normalizer"]
-    norm = Normalizer(float(n["scale"]), tuple(n["mean"]), tuple(n["std"]))
+    norm = Normalizer.from_dict(ckpt["normalizer"])
     names = {h: None for h in cfg.heads or {}}
     metrics_file = run_dir / "metrics.json"
     if metrics_file.is_file():  # class names as the run recorded them

@@ -287,7 +287,7 @@ def finish(p: Prepared, trainer: Trainer, run_dir: Path) -> RunResult:
             "reader": p.data.meta,  # e.g. {"skipped": 3} when data.skip_bad dropped corrupt samples
         },
     }
-    save_predictions(run_dir / "predictions.npz", p.splits, evaluated)
+    save_predictions(run_dir / "predictions.npz", p.splits, evaluated, kinds)
     write_json(run_dir / "metrics.json", metrics)
     if p.cfg.report.enabled:
         from smallvision.report.html import write_report
@@ -304,17 +304,19 @@ def evaluate_split(model, split: Split, prep, kinds, cfg) -> tuple[dict, dict]:
 
 
 def save_predictions(
-    path: Path, splits: dict[str, np.ndarray], evaluated: dict[str, tuple[dict, dict]]
+    path: Path,
+    splits: dict[str, np.ndarray],
+    evaluated: dict[str, tuple[dict, dict]],
+    kinds: dict[str, str],
 ) -> None:
-    """``<split>/index``, ``<split>/<head>/y_true`` and ``<split>/<head>/prob`` (or ``y_pred``) arrays."""
+    """``<split>/index``, ``<split>/<head>/y_true`` and ``<split>/<head>/prob`` (classification
+    probabilities) or ``<split>/<head>/y_pred`` (regression values, reconstructions) arrays."""
     arrays: dict[str, np.ndarray] = {}
     for s, (y_true, outputs) in evaluated.items():
         arrays[f"{s}/index"] = splits[s]
         for h, out in outputs.items():
             arrays[f"{s}/{h}/y_true"] = y_true[h]
-            key = (
-                "prob" if out.ndim == 2 and y_true[h].ndim == 1 and y_true[h].dtype.kind == "i" else "y_pred"
-            )
+            key = "prob" if kinds[h] == "classification" else "y_pred"
             arrays[f"{s}/{h}/{key}"] = out.astype(np.float32)
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)
