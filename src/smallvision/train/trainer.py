@@ -301,10 +301,11 @@ class Trainer:
         """Losses and metrics on ``val``: the same code the final evaluation uses."""
         with self.evaluated():
             raw = predict(self.model, val.images, self.input_prep, list(self.heads), self.cfg.eval_batch_size)
-        head_losses = {}
-        for h, cfg in self.heads.items():
-            target = self.input_prep(val.images) if cfg.kind == "reconstruction" else val.targets.get(h)
-            head_losses[h] = self.loss_fns[h](torch.from_numpy(raw[h]), target)
+        # true values once: a reconstruction target (the prepared val set) is not rebuilt per use
+        y_true = {h: numpy_target(val, h, self.input_prep) for h in self.heads}
+        head_losses = {
+            h: self.loss_fns[h](torch.from_numpy(raw[h]), torch.from_numpy(y_true[h])) for h in self.heads
+        }
         self._check_finite(head_losses, "validation")
         total, terms = self.weighting(head_losses)
         logs: dict[str, float] = {}
@@ -313,7 +314,6 @@ class Trainer:
             logs[f"val/{h}/weighted_loss"] = float(terms[h])
         logs["val/loss"] = float(total)
         self.val_outputs = to_outputs(raw, self.kinds)
-        y_true = {h: numpy_target(val, h, self.input_prep) for h in self.heads}
         metrics = compute_metrics(self.kinds, y_true, self.val_outputs)
         logs.update({f"val/{k}": v for k, v in scalar_metrics(metrics).items()})
         return logs
