@@ -207,6 +207,10 @@ def _align(variants: list[VariantResult]) -> _Data:
             raise UserError(
                 f"compare: {what} arrays have different numbers of images across variants {names}"
             )
+    if per_image is not None and correct is not None and per_image.shape != correct.shape:
+        raise UserError(
+            f"compare: per_image shape {per_image.shape} differs from correct shape {correct.shape}"
+        )
     return _Data(names, shared, values, per_image, correct)
 
 

@@ -65,8 +65,10 @@ def verdict_text(c: Any, min_seeds: int) -> str:
     significant = [p for p in c.pairs if p.significant]
     if c.winner:
         worst = max(p.p_holm for p in c.pairs if c.winner in (p.a, p.b))
+        others = [r.name for r in c.rows if r.name != c.winner]
+        than = others[0] if len(others) == 1 else f"every other variant ({', '.join(others)})"
         head = (
-            f"{c.winner} is best on {c.metric}: significantly better than every other variant "
+            f"{c.winner} is best on {c.metric}: significantly better than {than} "
             f"by {how} (Holm-adjusted p <= {_num(worst, '.3g')})"
         )
     elif significant:

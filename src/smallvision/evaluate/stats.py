@@ -205,11 +205,13 @@ def paired_t_test(a: np.ndarray, b: np.ndarray) -> PairedTest:
     if d.size < 2:
         raise ValueError("paired_t_test needs at least 2 pairs")
     sd = d.std(ddof=1)
-    if sd == 0:
-        # every seed differs by the same amount: t is 0 (no difference) or infinite (p = 0)
-        mean = float(d.mean())
-        t = 0.0 if mean == 0 else math.copysign(math.inf, mean)
-        return PairedTest("paired_t", t, 1.0 if mean == 0 else 0.0, t, "cohens_dz")
+    mean = float(d.mean())
+    # every seed differs by the same amount (up to rounding: accuracies are k / n_images, and
+    # equal differences of them need not be equal floats): t is 0 or infinite (p = 0)
+    if sd <= 1e-12 * max(1.0, abs(mean)):
+        zero = abs(mean) <= 1e-12
+        t = 0.0 if zero else math.copysign(math.inf, mean)
+        return PairedTest("paired_t", t, 1.0 if zero else 0.0, t, "cohens_dz")
     res = st.ttest_rel(a, b)
     return PairedTest("paired_t", float(res.statistic), float(res.pvalue), float(d.mean() / sd), "cohens_dz")
 
