@@ -55,3 +55,47 @@ def test_cli_prints_the_path(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert result.output.strip() == str(out) and out.is_file()
+
+
+def test_preview_shows_the_images_the_run_trains_on(tmp_path, monkeypatch):
+    """A seeded builtin is made with data.split.seed, as in the run, not with the run's seed."""
+    import torch
+
+    import smallvision.data.preview as pv
+    from smallvision.study.run import prepare
+
+    shown = {}
+    monkeypatch.setattr(pv, "_draw_grid", lambda rows, titles, title, path: shown.update(rows=rows, titles=titles))
+    cfg = build_config(
+        {
+            "name": "pv",
+            "seed": 5,
+            "output_dir": str(tmp_path / "runs"),
+            "data": {"source": "builtin:glyphs", "options": {"n": 60}, "split": {"seed": 0}},
+            "model": {"name": "mlp", "params": {"hidden": [8]}},
+        }
+    )
+    pv.preview(cfg, tmp_path / "g.png", n=4)
+    run = prepare(cfg)
+    picked = [int(t.split(":")[0]) for t in shown["titles"]]
+    assert set(picked) <= set(run.splits["train"].tolist())
+    expected = run.normalizer.to_unit(run.data.images[torch.as_tensor(picked)])
+    assert torch.equal(shown["rows"][0], expected)
+
+
+def test_preview_skips_bad_files_when_the_run_does(tmp_path):
+    """data.skip_bad reaches the reader: a corrupt file is skipped as in the run, not an error."""
+    import numpy as np
+
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+    (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"not a png")
+    raw = {
+        "name": "pv",
+        "output_dir": str(tmp_path / "runs"),
+        "data": {"source": f"folder:{tmp_path / 'imgs'}", "skip_bad": True},
+    }
+    path = preview(build_config(raw), tmp_path / "p.png", n=4)
+    assert path.is_file()

@@ -114,3 +114,30 @@ def test_fixed_permutation_is_applied_to_new_images(tmp_path):
     data = load_source("builtin:digits")
     out = predict_images(loaded, data.images[saved["test/index"]])
     np.testing.assert_allclose(out["label"], saved["test/label/prob"], atol=1e-5)
+
+
+def test_predict_reads_a_chw_npy_as_npyfolder_trains_on_it(tmp_path):
+    """A (3, H, W) .npy is one RGB image to ``npyfolder:`` and so to ``predict``, not three grey ones."""
+    from typer.testing import CliRunner
+
+    from smallvision.cli import app
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for i in range(12):
+            np.save(tmp_path / "data" / c / f"{i}.npy", rng.integers(0, 256, (3, 8, 8), dtype=np.uint8))
+    cfg = {
+        "name": "chw",
+        "output_dir": str(tmp_path / "runs"),
+        "data": {"source": f"npyfolder:{tmp_path / 'data'}"},
+        "model": {"name": "mlp", "params": {"hidden": [8]}},
+        "train": {"epochs": 1, "batch_size": 8, "progress": False},
+        "report": {"enabled": False},
+    }
+    result = smallvision.run(cfg)
+    assert load_run(result.dir).input_shape == (3, 8, 8)
+    out = CliRunner().invoke(app, ["predict", str(result.dir), str(tmp_path / "data" / "a" / "0.npy")])
+    assert out.exit_code == 0, out.output
+    rows = list(csv.DictReader(io.StringIO(out.output)))
+    assert [r["file"] for r in rows] == ["0.npy"]
