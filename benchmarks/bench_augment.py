@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import save  # noqa: E402
 
-from smallvision.data.augment import Pipeline, build_augment  # noqa: E402
+from smallvision.data.augment.pipeline import Pipeline, build_augment  # noqa: E402
 from smallvision.registry import AUGMENTATIONS  # noqa: E402
 
 TARGET = 20_000

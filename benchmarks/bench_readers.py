@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from smallvision.data import synthetic
-from smallvision.data.sources import load_source
+from smallvision.data.builtins import glyphs, patches
+from smallvision.data.load import load_source
 
 RESULTS = Path(__file__).parent / "results" / "readers.json"
 
@@ -89,8 +89,8 @@ def bench_csv(tmp: Path, rng: np.random.Generator, repeat: int) -> dict:
 def bench_builtins(repeat: int) -> dict:
     out = {}
     for name, clear in (
-        ("glyphs", synthetic.glyph_bank.cache_clear),  # cold: fonts rendered again
-        ("patches", synthetic.photographs.cache_clear),
+        ("glyphs", glyphs.glyph_bank.cache_clear),  # cold: fonts rendered again
+        ("patches", patches.photographs.cache_clear),
         ("shapes-multitask", lambda: None),
         ("digits-28", lambda: None),
     ):

@@ -173,7 +173,7 @@ def _yaml_option(option: str, text: str) -> dict:
 def data_show(source: Annotated[str, typer.Argument(help="e.g. builtin:mnist-5k or idx:path/")]) -> None:
     """Counts per class and split, shapes and value range of a source."""
     from smallvision.data.inspect import describe
-    from smallvision.data.sources import load_source
+    from smallvision.data.load import load_source
 
     typer.echo(describe(load_source(source)))
 
@@ -189,7 +189,7 @@ def data_preview(
 ) -> None:
     """Write a PNG grid of raw training samples and their augmented versions; print its path."""
     from smallvision.config import load_config
-    from smallvision.data.preview import preview
+    from smallvision.study.preview import preview
 
     typer.echo(str(preview(load_config(config, overrides or []), out, n)))
 
@@ -203,12 +203,11 @@ def predict(
     ] = None,
 ) -> None:
     """Predict every head on new images with the run's own preprocessing; CSV with probabilities."""
-    from smallvision.data.inspect import read_images
-    from smallvision.study.inference import load_run, predict_images, predictions_csv
+    from smallvision.study.inference import load_run, predict_files, predictions_csv
 
     loaded = load_run(run_dir)
-    images, names = read_images(paths)
-    text = predictions_csv(loaded, names, predict_images(loaded, images))
+    names, outputs = predict_files(loaded, paths)
+    text = predictions_csv(loaded, names, outputs)
     if out is None:
         typer.echo(text, nl=False)
     else:

@@ -86,6 +86,6 @@ def check_params(fn: Any, params: Mapping[str, Any], where: str, skip: tuple[str
 
 
 MODELS = Registry("model", ["smallvision.models"])
-SOURCES = Registry("source format", ["smallvision.data"])
-BUILTINS = Registry("builtin dataset", ["smallvision.data"])
-AUGMENTATIONS = Registry("augmentation", ["smallvision.data"])
+SOURCES = Registry("source format", ["smallvision.data.readers"])
+BUILTINS = Registry("builtin dataset", ["smallvision.data.builtins"])
+AUGMENTATIONS = Registry("augmentation", ["smallvision.data.augment"])

@@ -12,13 +12,11 @@ from hypothesis import strategies as st
 
 from smallvision.config import SplitConfig
 from smallvision.data.dataset import ImageSet, TargetInfo
+from smallvision.data.duplicates import DuplicateImagesWarning, find_duplicates, image_hashes
 from smallvision.data.splits import (
     SPLITS,
-    DuplicateImagesWarning,
     check_disjoint,
-    find_duplicates,
     fold_ids,
-    image_hashes,
     kfold_split,
     label_fraction,
     make_splits,

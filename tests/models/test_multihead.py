@@ -40,7 +40,7 @@ def losses(out: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> di
 
 def shapes_multitask_batch(n: int = 32) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The first images of the builtin ``shapes-multitask`` set (digit, grating, rotation), standardised."""
-    from smallvision.data.sources import load_source
+    from smallvision.data.load import load_source
 
     data = load_source("builtin:shapes-multitask", {"n": n})
     x = data.images.float()

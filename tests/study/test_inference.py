@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import smallvision
-from smallvision.data.sources import load_source
+from smallvision.data.load import load_source
 from smallvision.errors import UserError
 from smallvision.study.inference import load_run, predict_images, predictions_csv
 

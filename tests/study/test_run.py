@@ -57,8 +57,8 @@ def test_best_epoch_val_figure_equals_a_fresh_evaluation(tiny_config):
     model = result.model
     model.load_state_dict(ckpt["model"])
     p = np.load(result.dir / "predictions.npz")
-    from smallvision.data.sources import load_source
-    from smallvision.data.splits import Normalizer
+    from smallvision.data.load import load_source
+    from smallvision.data.normalize import Normalizer
 
     data = load_source("builtin:digits")
     idx = torch.as_tensor(p["val/index"])

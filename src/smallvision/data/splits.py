@@ -1,4 +1,4 @@
-"""Train / val / test splits and the statistics learned from the training split only.
+"""Train / val / test splits: which samples each split holds (seeded, stratified, disjoint).
 
 Every method assigns samples with the same vectorised primitive: a seeded random rank of each sample
 within its stratum (its class), then cuts per stratum at rounded cumulative shares. Each split thus
@@ -20,22 +20,15 @@ Methods (``data.split.method``):
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
-
 import numpy as np
-import torch
 
 from smallvision.config import SplitConfig
 from smallvision.data.dataset import ImageSet
+from smallvision.data.duplicates import report_duplicates
 from smallvision.errors import UserError
 
 SPLITS = ("train", "val", "test")
 _MASK64 = (1 << 64) - 1
-
-
-class DuplicateImagesWarning(UserWarning):
-    """Identical images sit in two different splits (``data.split.duplicates: warn``)."""
 
 
 class Splits(dict):
@@ -86,7 +79,7 @@ def make_splits(data: ImageSet, cfg: SplitConfig) -> Splits:
     check_disjoint({s: parts[s] for s in SPLITS}, len(data))
     info["sizes"] = {s: len(i) for s, i in parts.items()}
     if cfg.duplicates != "ignore":
-        info["duplicates"] = _report_duplicates(data, parts, cfg.duplicates)
+        info["duplicates"] = report_duplicates(data, {s: parts[s] for s in SPLITS}, cfg.duplicates)
     return Splits(parts, info)
 
 
@@ -276,175 +269,3 @@ def check_disjoint(splits: dict[str, np.ndarray], n: int) -> None:
         if seen[idx].any() or len(np.unique(idx)) != len(idx):
             raise ValueError(f"split {name!r} shares samples with another split")
         seen[idx] = True
-
-
-# ---------------------------------------------------------------- exact duplicates across splits
-
-
-def image_hashes(images: torch.Tensor, index: np.ndarray, chunk_bytes: int = 1 << 25) -> np.ndarray:
-    """Two 64-bit hashes of the bytes of each image ``images[index]``, (len(index), 2) uint64.
-
-    Each image's bytes are read as 64-bit words and combined with fixed random odd multipliers
-    (wrapping arithmetic), a chunk of images at a time: two images differing in one word never
-    collide, and the rare collision in general is caught by the exact comparison in
-    :func:`duplicate_groups`.
-    """
-    n_bytes = images[0].numel() * images.element_size() if len(images) else 0
-    width = -(-n_bytes // 8)
-    mult = np.random.default_rng(20240601).integers(0, 2**63, size=(2, width), dtype=np.uint64) * 2 + 1
-    out = np.empty((len(index), 2), dtype=np.uint64)
-    rows = max(1, chunk_bytes // max(1, n_bytes))
-    for start in range(0, len(index), rows):
-        part = _bytes(images, index[start : start + rows])
-        if n_bytes % 8:  # pad each row to whole words
-            part = np.concatenate([part, np.zeros((len(part), 8 - n_bytes % 8), np.uint8)], axis=1)
-        words = part.view(np.uint64)  # (rows, width)
-        out[start : start + rows, 0] = (words * mult[0]).sum(axis=1, dtype=np.uint64)
-        out[start : start + rows, 1] = (words * mult[1]).sum(axis=1, dtype=np.uint64)
-    return out
-
-
-def _bytes(images: torch.Tensor, index: np.ndarray) -> np.ndarray:
-    """The raw bytes of ``images[index]``, one row per image (a fresh copy)."""
-    part = images[torch.as_tensor(index, dtype=torch.long)]
-    return part.reshape(len(part), -1).numpy().view(np.uint8)
-
-
-def duplicate_groups(images: torch.Tensor, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Group the samples ``index`` by identical image bytes.
-
-    Returns:
-        ``(order, group)``: ``index[order]`` lists the samples with identical images adjacent, and
-        ``group[k]`` is the group id of ``index[order[k]]`` (ids ascend from 0 along ``order``).
-    """
-    h = image_hashes(images, index)
-    order = np.lexsort((h[:, 1], h[:, 0]))
-    same = np.all(h[order[1:]] == h[order[:-1]], axis=1)
-    cand = np.flatnonzero(same)
-    if len(cand):  # confirm candidate neighbours byte for byte, so a hash collision never counts
-        a, b = index[order[cand]], index[order[cand + 1]]
-        step = 4096
-        same[cand] = np.concatenate(
-            [
-                np.all(_bytes(images, a[i : i + step]) == _bytes(images, b[i : i + step]), axis=1)
-                for i in range(0, len(a), step)
-            ]
-        )
-    group = np.concatenate([[0], np.cumsum(~same)])
-    return order, group
-
-
-def find_duplicates(images: torch.Tensor, splits: dict[str, np.ndarray]) -> dict:
-    """Counts of exact duplicate images across and within train / val / test, and one example.
-
-    Returns:
-        ``{"train/test": n, ...}`` (n = samples of the second split with an identical image in the
-        first), ``"within": n`` (samples repeating an earlier one of the same split) and
-        ``"example": (i, split_i, j, split_j)`` for a cross-split pair, or None.
-    """
-    index = np.concatenate([splits[s] for s in SPLITS]).astype(np.int64)
-    which = np.concatenate([np.full(len(splits[s]), k) for k, s in enumerate(SPLITS)])
-    counts: dict = {f"{a}/{b}": 0 for i, a in enumerate(SPLITS) for b in SPLITS[i + 1 :]}
-    counts.update(within=0, example=None)
-    if len(index) < 2:
-        return counts
-    order, group = duplicate_groups(images, index)
-    split_sorted = which[order]
-    present = np.zeros((group[-1] + 1, len(SPLITS)), dtype=bool)  # group x split membership
-    present[group, split_sorted] = True
-    for i, a in enumerate(SPLITS):
-        for k in range(i + 1, len(SPLITS)):
-            counts[f"{a}/{SPLITS[k]}"] = int((present[group, i] & (split_sorted == k)).sum())
-    first = np.zeros(len(group), dtype=bool)  # first member of each (group, split)
-    key = group * len(SPLITS) + split_sorted
-    first[np.unique(key, return_index=True)[1]] = True
-    counts["within"] = int((~first).sum())
-    crossing = np.flatnonzero(present.sum(1) > 1)
-    if len(crossing):
-        members = np.flatnonzero(group == crossing[0])
-        i, j = members[0], members[np.argmax(split_sorted[members] != split_sorted[members[0]])]
-        counts["example"] = (
-            int(index[order[i]]),
-            SPLITS[split_sorted[i]],
-            int(index[order[j]]),
-            SPLITS[split_sorted[j]],
-        )
-    return counts
-
-
-def _report_duplicates(data: ImageSet, parts: dict[str, np.ndarray], mode: str) -> dict:
-    """Find cross-split duplicates; raise or warn as ``data.split.duplicates`` says."""
-    counts = find_duplicates(data.images, parts)
-    across = sum(v for k, v in counts.items() if "/" in k)
-    if across:
-        detail = ", ".join(f"{k}: {v}" for k, v in counts.items() if "/" in k and v)
-        i, si, j, sj = counts["example"]
-        msg = (
-            f"{data.name or 'source'}: {across} image(s) in one split are exact duplicates of images in "
-            f"another ({detail}; e.g. sample {i} in {si} == sample {j} in {sj})"
-        )
-        if mode == "error":
-            raise UserError(f"{msg}; remove them from the source or set data.split.duplicates=warn")
-        warnings.warn(
-            f"{msg}; set data.split.duplicates=error to stop on this", DuplicateImagesWarning, stacklevel=3
-        )
-    return counts
-
-
-# ---------------------------------------------------------------- training statistics
-
-
-@dataclass(frozen=True)
-class Normalizer:
-    """Maps stored images to model inputs: ``x = raw * scale``, then ``(x - mean) / std`` per channel.
-
-    ``scale`` brings uint8 images to [0, 1] so that augmentation works in a known range
-    (a rotation fills with 0 = black); mean and std come from the training split only.
-    """
-
-    scale: float
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def to_unit(self, raw: torch.Tensor) -> torch.Tensor:
-        return raw.float() * self.scale  # (B, C, H, W) float
-
-    def standardize(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        return (x - mean) / std
-
-    def __call__(self, raw: torch.Tensor) -> torch.Tensor:
-        return self.standardize(self.to_unit(raw))
-
-    def to_dict(self) -> dict:
-        return {"scale": self.scale, "mean": list(self.mean), "std": list(self.std)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Normalizer:
-        """The inverse of :meth:`to_dict` (as stored in checkpoints and metrics.json)."""
-        return cls(float(d["scale"]), tuple(d["mean"]), tuple(d["std"]))
-
-
-def fit_normalizer(train_images: torch.Tensor, method: str) -> Normalizer:
-    """Per-channel statistics of the training images only (never val or test).
-
-    Args:
-        train_images: (N, C, H, W) uint8 or float.
-        method: "standardize" (mean/std), "scale" (uint8 / 255 only) or "none".
-    """
-    c = train_images.shape[1]
-    scale = 1.0 / 255.0 if train_images.dtype == torch.uint8 and method != "none" else 1.0
-    if method != "standardize":
-        return Normalizer(scale, (0.0,) * c, (1.0,) * c)
-    # float64 sums in chunks: exact enough and never a float32 copy of the whole set
-    total = torch.zeros(c, dtype=torch.float64)
-    total_sq = torch.zeros(c, dtype=torch.float64)
-    for chunk in torch.split(train_images, 8192):
-        x = chunk.to(torch.float64) * scale
-        total += x.sum(dim=(0, 2, 3))
-        total_sq += (x * x).sum(dim=(0, 2, 3))
-    count = train_images.shape[0] * train_images.shape[2] * train_images.shape[3]
-    mean = total / count
-    std = (total_sq / count - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6)
-    return Normalizer(scale, tuple(mean.tolist()), tuple(std.tolist()))

@@ -1,10 +1,15 @@
-"""Use a finished run: rebuild its model from the run directory and predict on new images."""
+"""Use a finished run: rebuild its model from the run directory and predict on new images.
+
+What ``smallvision predict`` runs: :func:`load_run`, then :func:`predict_files` (which reads the
+files with :func:`read_images`) and :func:`predictions_csv`.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +17,18 @@ import numpy as np
 import torch
 
 from smallvision.config import HeadConfig, build_config
-from smallvision.data.augment import build_augment
+from smallvision.data.augment.pipeline import build_augment
+from smallvision.data.normalize import Normalizer
 from smallvision.data.prepare import resize_images, set_channels
-from smallvision.data.splits import Normalizer
+from smallvision.data.readers.common import as_image_array, parse_size
+from smallvision.data.readers.decode import (
+    IMAGE_SUFFIXES,
+    UnreadableImage,
+    decode_all,
+    decode_image,
+    load_npy,
+    npy_images,
+)
 from smallvision.errors import UserError
 from smallvision.evaluate.predict import predict, to_outputs
 from smallvision.models.base import Network
@@ -88,3 +102,104 @@ def predictions_csv(run: LoadedRun, names: list[str], outputs: dict[str, np.ndar
     writer.writerow(header)
     writer.writerows(zip(names, *columns, strict=True))
     return buf.getvalue()
+
+
+def predict_files(run: LoadedRun, paths: Sequence[str]) -> tuple[list[str], dict[str, np.ndarray]]:
+    """(one name per image, outputs per head) for image files, folders and ``.npy`` files.
+
+    The files are read for the run's input channels, so that a (3, H, W) ``.npy`` is the one RGB
+    image ``npyfolder:`` trained on, and a (N, H, W) stack is N grey images for a grey model.
+    """
+    images, names = read_images(paths, channels=run.input_shape[0])
+    return names, predict_images(run, images)
+
+
+def _expand(paths: Sequence[str]) -> list[Path]:
+    """Files as given; folders replaced by their image and ``.npy`` files, sorted."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(
+                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in (*IMAGE_SUFFIXES, ".npy")
+            )
+            if not found:
+                raise UserError(f"{p}: folder has no image or .npy files")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise UserError(f"{p}: no such file or folder")
+    return out
+
+
+def read_images(
+    paths: Sequence[str], size: int | Sequence[int] | None = None, channels: int | None = None
+) -> tuple[torch.Tensor, list[str]]:
+    """Images to predict on, from image files, folders of them and ``.npy`` files.
+
+    Args:
+        paths: files (PNG, JPEG, BMP, GIF, TIFF, WebP, ``.npy``) and folders of them.
+        size: (H, W) or an int; every image is resized to it (bilinear). None: as read, and
+            then all must share one size.
+        channels: 1 or 3; gray images are repeated to RGB, RGB ones converted by luma.
+
+    Returns:
+        (N, C, H, W) images -- uint8, or float32 when a ``.npy`` holds non-8-bit values -- and
+        one name per image ("file.png", or "stack.npy[3]" for the 4th image of a stack).
+
+    Raises:
+        UserError: naming a file that cannot be read, or images of different sizes.
+    """
+    size = parse_size(list(size) if isinstance(size, tuple) else size)
+    if channels not in (None, 1, 3):
+        raise UserError(f"channels: expected 1 or 3, got {channels!r}")
+    files = _expand(paths)
+    pictures = [f for f in files if f.suffix.lower() != ".npy"]
+    mode = {1: "L", 3: "RGB"}.get(channels, "auto")
+    decoded = dict(zip(pictures, decode_all(pictures, lambda p: decode_image(p, mode=mode)), strict=True))
+    arrays, names = [], []
+    for path in files:
+        if path.suffix.lower() == ".npy":
+            found = _npy_file(path, channels)
+            names += [path.name] if len(found) == 1 else [f"{path.name}[{i}]" for i in range(len(found))]
+            arrays += list(found)
+        elif isinstance(decoded[path], str):
+            raise UserError(f"{path}: {decoded[path]}")
+        else:
+            arrays.append(decoded[path] if decoded[path].ndim == 3 else decoded[path][:, :, None])
+            names.append(path.name)
+    return _prepare(arrays, names, size, channels), names
+
+
+def _npy_file(path: Path, channels: int | None) -> np.ndarray:
+    """(N, H, W, C) images of one ``.npy``, decoded as the readers decode them (one decoder)."""
+    try:
+        found = npy_images(load_npy(path), channels, stack=True)
+    except UnreadableImage as exc:
+        raise UserError(f"{path}: {exc}") from None
+    return as_image_array(found, str(path))  # whole numbers in 0..255 become uint8, as in training
+
+
+def _prepare(
+    arrays: list[np.ndarray], names: list[str], size: tuple[int, int] | None, channels: int | None
+) -> torch.Tensor:
+    """(N, C, H, W) from (H, W, C) arrays: images of one shape are converted and resized as one batch."""
+    by_shape: dict[tuple, list[int]] = {}
+    for i, arr in enumerate(arrays):
+        by_shape.setdefault((arr.shape, arr.dtype.str), []).append(i)
+    floats = any(a.dtype != np.uint8 for a in arrays)
+    out: list[torch.Tensor | None] = [None] * len(arrays)
+    for idx in by_shape.values():
+        x = torch.from_numpy(np.stack([arrays[i] for i in idx])).permute(0, 3, 1, 2)  # (B, C, H, W)
+        x = x.float() if floats else x
+        x = set_channels(x, channels) if channels else x
+        x = resize_images(x, size) if size else x
+        for j, i in enumerate(idx):
+            out[i] = x[j]
+    shapes = [tuple(t.shape) for t in out]
+    if len(set(shapes)) > 1:
+        odd = next(i for i, s in enumerate(shapes) if s != shapes[0])
+        raise UserError(
+            f"{names[odd]}: shape {shapes[odd]} differs from {shapes[0]} of {names[0]}; give a size to resize"
+        )
+    return torch.stack(out)

@@ -49,8 +49,7 @@ def lr_find(
         }
     )
     p = prepare(cfg.model_copy(update={"train": train_cfg}))
-    augment = p.augment if len(p.augment) else None
-    trainer = Trainer(p.model, p.heads, train_cfg, p.normalizer, augment, seed=cfg.seed)
+    trainer = Trainer(p.model, p.heads, train_cfg, p.normalizer, p.augment, seed=cfg.seed)
     try:
         result = lr_range_test(trainer, p.split_data["train"], start_lr, end_lr, steps)
     except ValueError as exc:

@@ -19,20 +19,20 @@ import numpy as np
 import torch
 
 from smallvision.config import HeadConfig, RunConfig, apply_overrides, build_config, load_config, to_yaml
-from smallvision.data.augment import build_augment
+from smallvision.data.augment.pipeline import Pipeline, build_augment
 from smallvision.data.dataset import ImageSet
-from smallvision.data.prepare import prepare_images
-from smallvision.data.sources import load_source
-from smallvision.data.splits import Normalizer, fit_normalizer, make_splits
+from smallvision.data.load import load_data
+from smallvision.data.normalize import Normalizer, fit_normalizer
+from smallvision.data.splits import make_splits
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import compute_metrics
 from smallvision.evaluate.predict import predict, to_outputs
 from smallvision.models.base import Network
 from smallvision.models.build import build_model
+from smallvision.models.transfer import apply_transfer
 from smallvision.study.rundir import environment, new_run_dir, write_json
 from smallvision.train.callbacks import Checkpoint, HistoryCSV, Progress
 from smallvision.train.trainer import NonFiniteLoss, Split, Trainer, numpy_target
-from smallvision.train.transfer import apply_transfer
 
 
 @dataclass
@@ -63,7 +63,7 @@ class Prepared:
     splits: dict[str, np.ndarray]
     split_data: dict[str, Split]
     normalizer: Normalizer
-    augment: Any
+    augment: Pipeline
     model: Network
     meta: dict
 
@@ -163,15 +163,12 @@ def head_targets(data: ImageSet, heads: dict[str, HeadConfig], index: np.ndarray
 def prepare(cfg: RunConfig) -> Prepared:
     """Data, split, training statistics and a freshly initialised model for ``cfg``.
 
-    The data's own randomness (synthetic builtins) follows ``data.split.seed``, not the run's
-    ``seed``, so that the runs of a seed group see the same images and the same test set.
+    The data comes from :func:`smallvision.data.load.load_data`, as for ``data preview``: its own
+    randomness (synthetic builtins) follows ``data.split.seed``, not the run's ``seed``.
     """
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    data = load_source(
-        cfg.data.source, cfg.data.options, seed=cfg.data.split.seed, skip_bad=cfg.data.skip_bad
-    )
-    data = prepare_images(data, cfg.data.size, cfg.data.channels)
+    data = load_data(cfg.data)
     heads = resolve_heads(cfg, data)
     cfg = cfg.model_copy(update={"heads": heads})
     splits = make_splits(data, cfg.data.split)
@@ -202,7 +199,7 @@ def make_trainer(p: Prepared, run_dir: Path, callbacks: Sequence[object] = ()) -
         p.heads,
         p.cfg.train,
         p.normalizer,
-        p.augment if len(p.augment) else None,
+        p.augment,
         seed=p.cfg.seed,
         callbacks=[
             HistoryCSV(run_dir / "history.csv"),

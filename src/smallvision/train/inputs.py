@@ -1,30 +1,14 @@
-"""What the model sees: the training pipeline split around MixUp, and the evaluation inputs.
+"""What the model sees at evaluation: scale, the pipeline's fixed ``at_eval`` ops, standardise.
 
-A training batch goes clean ops (geometric, photometric) -> MixUp/CutMix -> corruption ops (noise,
-masking) -> standardise, so that a reconstruction head's target is the clean batch and its input
-the corrupted one. Evaluation inputs go through the pipeline's fixed ``at_eval`` ops only.
+(A training batch goes clean ops -> MixUp/CutMix -> corruption ops -> standardise: see the trainer.)
 """
 
 from __future__ import annotations
 
 import torch
 
-from smallvision.data.splits import Normalizer
-
-
-def split_augment(augment: object | None) -> tuple[object | None, object | None]:
-    """(clean ops, corruption ops) of a pipeline; a pipeline without ``split()`` is all clean."""
-    if augment is None or not _nonempty(augment):
-        return None, None
-    split = getattr(augment, "split", None)
-    if split is None:
-        return augment, None
-    clean, corrupt = split()
-    return (clean if _nonempty(clean) else None), (corrupt if _nonempty(corrupt) else None)
-
-
-def _nonempty(pipeline: object) -> bool:
-    return len(pipeline) > 0 if hasattr(pipeline, "__len__") else True
+from smallvision.data.augment.pipeline import IDENTITY, Pipeline
+from smallvision.data.normalize import Normalizer
 
 
 class InputPrep:
@@ -35,17 +19,15 @@ class InputPrep:
 
     Args:
         normalizer: the run's normaliser (training statistics).
-        augment: the training pipeline, or None.
+        augment: the training pipeline (its ``at_eval`` ops are kept).
     """
 
-    def __init__(self, normalizer: Normalizer, augment: object | None = None) -> None:
+    def __init__(self, normalizer: Normalizer, augment: Pipeline = IDENTITY) -> None:
         self.normalizer = normalizer
-        fixed = getattr(augment, "eval_pipeline", None)
-        fixed = fixed() if fixed is not None else None
-        self.fixed = fixed if fixed is not None and _nonempty(fixed) else None
+        self.fixed = augment.eval_pipeline()
 
     def __call__(self, raw: torch.Tensor) -> torch.Tensor:
         x = self.normalizer.to_unit(raw)
-        if self.fixed is not None:  # fixed ops draw nothing: the generator is only the call's signature
+        if len(self.fixed):  # fixed ops draw nothing: the generator is only the call's signature
             x = self.fixed(x, torch.Generator().manual_seed(0))
         return self.normalizer.standardize(x)

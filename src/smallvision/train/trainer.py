@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,13 +21,14 @@ import torch
 from torch import nn
 
 from smallvision.config import HeadConfig, TrainConfig
-from smallvision.data.mix import mix_batch
-from smallvision.data.splits import Normalizer
+from smallvision.data.augment.mix import mix_batch
+from smallvision.data.augment.pipeline import IDENTITY, Pipeline
+from smallvision.data.normalize import Normalizer
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import compute_metrics, scalar_metrics
 from smallvision.evaluate.predict import predict, to_outputs
 from smallvision.train.ema import EMA
-from smallvision.train.inputs import InputPrep, split_augment
+from smallvision.train.inputs import InputPrep
 from smallvision.train.losses import build_losses
 from smallvision.train.schedules import build_plateau, build_scheduler, step_plateau
 from smallvision.train.state import restore_state
@@ -100,8 +100,8 @@ class Trainer:
         heads: head name -> HeadConfig (kind, loss, weight, label smoothing ...).
         cfg: the train section of the config.
         normalizer: stored images -> model input (training statistics).
-        augment: batched augmentation applied to training batches in [0, 1]; when it has
-            ``split()``, its corruption ops run after mixing and give reconstruction heads their input.
+        augment: batched augmentation applied to training batches in [0, 1] (empty: none); its
+            corruption ops run after mixing and give reconstruction heads their input.
         seed: seeds the shuffling and augmentation generator and torch's global RNG.
         callbacks: objects with event methods (see EVENTS).
     """
@@ -112,18 +112,15 @@ class Trainer:
         heads: Mapping[str, HeadConfig],
         cfg: TrainConfig,
         normalizer: Normalizer,
-        augment: object | None = None,
+        augment: Pipeline = IDENTITY,
         seed: int = 0,
         callbacks: Sequence[object] = (),
     ) -> None:
         self.model, self.heads, self.cfg = model, dict(heads), cfg
         self.device = next(model.parameters()).device  # the run moved the model to train.device
         self.normalizer, self.augment = normalizer, augment
-        self.clean_aug, self.corrupt_aug = split_augment(augment)
+        self.clean_aug, self.corrupt_aug = augment.split()
         self.input_prep = InputPrep(normalizer, augment)
-        self._corrupt_gives_mask = self.corrupt_aug is not None and (
-            "return_mask" in inspect.signature(self.corrupt_aug.__call__).parameters
-        )
         self.callbacks = list(callbacks)
         self.kinds = {h: c.kind for h, c in self.heads.items()}
         self.mix_spec = {h: (c.kind, c.classes) for h, c in self.heads.items()}
@@ -230,24 +227,18 @@ class Trainer:
         # only the batch crosses to the device: the stored set stays in host memory
         x = self.normalizer.to_unit(split.images[index].to(self.device))  # (B, C, H, W) in [0, 1]
         targets = {h: split.targets[h][index].to(self.device) for h in self.heads if h in split.targets}
-        if self.clean_aug is not None:
-            x = self.clean_aug(x, self.gen)
+        x = self.clean_aug(x, self.gen)  # an empty pipeline returns x and draws nothing
         if self.cfg.mix.name != "none":
             m = self.cfg.mix
             x, targets = mix_batch(x, targets, self.mix_spec, m.name, m.alpha, m.prob, self.gen)
         clean, mask = x, None
-        if self.corrupt_aug is not None:
-            x, mask = self._corrupt(x)
+        if len(self.corrupt_aug):
+            x, mask = self.corrupt_aug.masked(x, self.gen)
         x = self.normalizer.standardize(x)
         if "reconstruction" in self.kinds.values():
-            target = self.normalizer.standardize(clean) if self.corrupt_aug is not None else x
+            target = self.normalizer.standardize(clean) if len(self.corrupt_aug) else x
             targets.update({h: target for h, k in self.kinds.items() if k == "reconstruction"})
         return x, targets, mask
-
-    def _corrupt(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self._corrupt_gives_mask:
-            return self.corrupt_aug(x, self.gen, return_mask=True)
-        return self.corrupt_aug(x, self.gen), None
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast around the forward pass when ``train.precision: bf16``."""

@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from smallvision.config import RunConfig, load_config
-from smallvision.data.augment import build_augment
+from smallvision.data.augment.pipeline import build_augment
 from smallvision.data.dataset import ImageSet
-from smallvision.data.prepare import prepare_images
-from smallvision.data.sources import load_source
-from smallvision.data.splits import fit_normalizer, make_splits
+from smallvision.data.load import load_data
+from smallvision.data.normalize import fit_normalizer
+from smallvision.data.splits import make_splits
 from smallvision.errors import UserError
 
 COLUMNS = 8  # images per row of the grid; more samples wrap into further blocks of rows
@@ -39,9 +39,7 @@ def preview(config: RunConfig | str | Path, out: str | Path | None = None, n: in
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     if n < 1:
         raise UserError(f"--n {n}: expected at least 1 sample")
-    data = prepare_images(
-        load_source(cfg.data.source, cfg.data.options, seed=cfg.seed), cfg.data.size, cfg.data.channels
-    )
+    data = load_data(cfg.data)  # the run's own data path: data.split.seed, skip_bad, size, channels
     train = make_splits(data, cfg.data.split)["train"]
     if len(train) == 0:
         raise UserError(f"data.split: the training split of {data.name} is empty, nothing to preview")
@@ -52,7 +50,7 @@ def preview(config: RunConfig | str | Path, out: str | Path | None = None, n: in
     picked = np.sort(rng.choice(train, size=min(n, len(train)), replace=False))
     raw = normalizer.to_unit(data.images[torch.as_tensor(picked)])  # (n, C, H, W) in [0, 1]
     gen = torch.Generator().manual_seed(cfg.seed)
-    rows = [raw] + [augment(raw, gen) if len(augment) else raw for _ in range(DRAWS)]
+    rows = [raw] + [augment(raw, gen) for _ in range(DRAWS)]  # an empty pipeline returns raw
     titles = _titles(data, picked)
 
     path = Path(out) if out is not None else Path(cfg.output_dir) / f"{cfg.name}_preview.png"

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from smallvision.data.sources import load_source
+from smallvision.data.load import load_source
 from smallvision.registry import BUILTINS
 
 

@@ -9,14 +9,9 @@ import pytest
 import torch
 from scipy.stats import chi2_contingency, spearmanr
 
-from smallvision.data.sources import load_source
-from smallvision.data.synthetic import (
-    GRATING_CLASSES,
-    GRATING_FREQUENCIES,
-    glyph_fonts,
-    gratings,
-    mnist_digits,
-)
+from smallvision.data.builtins.glyphs import glyph_fonts
+from smallvision.data.builtins.multitask import GRATING_CLASSES, GRATING_FREQUENCIES, gratings, mnist_digits
+from smallvision.data.load import load_source
 from smallvision.errors import UserError
 from smallvision.registry import BUILTINS
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from smallvision.data.sources import load_source
+from smallvision.data.load import load_source
 from smallvision.errors import UserError
 
 RNG = np.random.default_rng(2)

@@ -1,5 +1,5 @@
-"""Readers of tables: ``csv:`` (pixels in rows: the FER2013 layout and "label + one column per
-pixel") and ``labeled:`` (an image folder with a labels CSV giving several targets per image).
+"""The reader of tables of pixels: ``csv:`` (the FER2013 layout and "label + one column per pixel"),
+and the CSV helpers ``labeled:`` (an image folder with a labels CSV) shares.
 
 Errors name the file and its line number (the header is line 1).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from smallvision.data.dataset import ImageSet, TargetInfo
-from smallvision.data.formats import BadItems, as_image_array, image_set, to_nchw
+from smallvision.data.readers.common import BadItems, as_image_array, image_set, to_nchw
 from smallvision.errors import UserError
 from smallvision.registry import SOURCES
 

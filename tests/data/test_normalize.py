@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from smallvision.data.splits import fit_normalizer
+from smallvision.data.normalize import fit_normalizer
 
 
 def test_statistics_come_from_the_training_images_only():

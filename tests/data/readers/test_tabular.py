@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from smallvision.data.formats import BadItems
-from smallvision.data.formats_tabular import FER_CLASSES, parse_cells, pixel_rows
-from smallvision.data.sources import load_source
+from smallvision.data.load import load_source
+from smallvision.data.readers.common import BadItems
+from smallvision.data.readers.tabular import FER_CLASSES, parse_cells, pixel_rows
 from smallvision.errors import UserError
 
 RNG = np.random.default_rng(3)

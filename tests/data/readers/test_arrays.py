@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from smallvision.data.formats_arrays import STL10_CLASSES
-from smallvision.data.sources import load_source
+from smallvision.data.load import load_source
+from smallvision.data.readers.stl10 import STL10_CLASSES
 from smallvision.errors import UserError
 
 RNG = np.random.default_rng(1)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from smallvision.data.formats import BadItems, as_image_array, parse_size, to_nchw
-from smallvision.data.sources import load_source
+from smallvision.data.load import load_source
+from smallvision.data.readers.common import BadItems, as_image_array, parse_size, to_nchw
 from smallvision.errors import UserError
 from smallvision.registry import SOURCES
 

@@ -3,7 +3,8 @@ contrast, noise and masking. Each is a frozen dataclass: its fields are its conf
 checked when it is built (a ValueError naming the parameter, which ``build_augment`` turns into a
 UserError naming ``data.augment.<name>.<param>``).
 
-The base classes, the fused affine ops and the Pipeline live in :mod:`smallvision.data.augment`.
+The base classes live in :mod:`smallvision.data.augment.base`, the fused affine ops in
+:mod:`smallvision.data.augment.affine`, the Pipeline in :mod:`smallvision.data.augment.pipeline`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from smallvision.data.augment import Augmentation, MaskingAugmentation, check_range, chosen, uniform
+from smallvision.data.augment.base import Augmentation, MaskingAugmentation, check_range, chosen, uniform
 from smallvision.registry import AUGMENTATIONS
 
 # ---------------------------------------------------------------- other geometric ops

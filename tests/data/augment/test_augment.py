@@ -8,14 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from smallvision.data.augment import (
-    KINDS,
-    AffineAugmentation,
-    MaskingAugmentation,
-    Pipeline,
-    apply_affine,
-    build_augment,
-)
+from smallvision.data.augment.affine import AffineAugmentation, apply_affine
+from smallvision.data.augment.base import KINDS, MaskingAugmentation
+from smallvision.data.augment.pipeline import Pipeline, build_augment
 from smallvision.errors import UserError
 from smallvision.registry import AUGMENTATIONS
 
@@ -240,7 +235,7 @@ def test_noise_std_and_clipping():
 @pytest.mark.parametrize("ratio", [0.2, 0.4, 0.6, 0.8])
 def test_pixel_masking_hides_exactly_the_ratio(ratio):
     x = batch(32, 3, 28, 28) + 0.01
-    y, mask = Pipeline([op("mask_pixels", ratio=ratio)])(x, gen(), return_mask=True)
+    y, mask = Pipeline([op("mask_pixels", ratio=ratio)]).masked(x, gen())
     assert mask.shape == (32, 1, 28, 28) and mask.dtype == torch.bool
     assert (mask.flatten(1).sum(1) == round(ratio * 784)).all()
     assert (y[mask.expand_as(y)] == 0).all() and torch.equal(y[~mask.expand_as(y)], x[~mask.expand_as(x)])
@@ -250,7 +245,7 @@ def test_pixel_masking_hides_exactly_the_ratio(ratio):
 @pytest.mark.parametrize("ratio, patch", [(0.25, 4), (0.5, 7), (0.75, 5)])
 def test_patch_masking_hides_whole_patches_near_the_ratio(ratio, patch):
     x = batch(16, 1, 28, 28) + 0.01
-    y, mask = Pipeline([op("mask_patches", ratio=ratio, patch=patch, value=0.5)])(x, gen(), return_mask=True)
+    y, mask = Pipeline([op("mask_patches", ratio=ratio, patch=patch, value=0.5)]).masked(x, gen())
     share = mask.float().mean(dim=(1, 2, 3))
     assert (share - ratio).abs().max() < 0.1
     blocks = (
@@ -280,14 +275,14 @@ def test_split_keeps_order_and_separates_corruption():
 
 def test_return_mask():
     x = batch()
-    y, mask = build_augment({"rotate": {}, "noise": {}})(x, gen(), return_mask=True)
+    y, mask = build_augment({"rotate": {}, "noise": {}}).masked(x, gen())
     assert mask is None and y.shape == x.shape
-    assert Pipeline([])(x, gen(), return_mask=True) == (x, None)
+    assert Pipeline([]).masked(x, gen()) == (x, None)
     two = Pipeline([op("mask_pixels", ratio=0.3), op("mask_patches", ratio=0.3, patch=3)])
-    y, mask = two(x + 0.01, gen(), return_mask=True)
+    y, mask = two.masked(x + 0.01, gen())
     assert torch.equal(mask, y == 0) and mask.float().mean() > 0.3  # the union of both masks
     assert isinstance(two.ops[0], MaskingAugmentation) and two.masks
-    y2, mask2 = Pipeline([op("mask_pixels", p=0.0)])(x, gen(), return_mask=True)
+    y2, mask2 = Pipeline([op("mask_pixels", p=0.0)]).masked(x, gen())
     assert torch.equal(y2, x) and not mask2.any()
 
 

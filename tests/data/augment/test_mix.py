@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from smallvision.data.mix import cutmix_box, mix_batch, sample_lambda
+from smallvision.data.augment.mix import cutmix_box, mix_batch, sample_lambda
 from smallvision.errors import UserError
 
 SPEC = {"cls": ("classification", 5), "reg": ("regression", None), "img": ("reconstruction", None)}

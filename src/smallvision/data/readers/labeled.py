@@ -13,15 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from smallvision.data.dataset import ImageSet
-from smallvision.data.formats import BadItems, image_set, parse_size
-from smallvision.data.formats_images import (
-    IMAGE_SUFFIXES,
-    check_choice,
-    decode_all,
-    decode_image,
-    stack_images,
-)
-from smallvision.data.formats_tabular import column_target, read_lines
+from smallvision.data.readers.common import BadItems, check_choice, image_set, parse_size
+from smallvision.data.readers.decode import IMAGE_SUFFIXES, decode_all, decode_image, stack_images
+from smallvision.data.readers.tabular import column_target, read_lines
 from smallvision.errors import UserError
 from smallvision.registry import SOURCES
 

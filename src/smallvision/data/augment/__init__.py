@@ -1,0 +1,1 @@
+"""Augmentation as batched tensor ops; each op registers itself in ``AUGMENTATIONS``."""
