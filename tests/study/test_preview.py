@@ -92,7 +92,9 @@ def test_preview_skips_bad_files_when_the_run_does(tmp_path):
     for c in ("a", "b"):
         (tmp_path / "imgs" / c).mkdir(parents=True)
         for i in range(6):
-            Image.fromarray(np.full((8, 8), 40 * i + 7 * (c == "b"), np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+            Image.fromarray(np.full((8, 8), 40 * i + 7 * (c == "b"), np.uint8)).save(
+                tmp_path / "imgs" / c / f"{i}.png"
+            )
     (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"not a png")
     raw = {
         "name": "pv",

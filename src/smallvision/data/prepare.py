@@ -37,13 +37,22 @@ def set_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     raise ValueError(f"cannot convert {c} channels to {channels}")
 
 
-def prepare_images(data: ImageSet, size: tuple[int, int] | None, channels: int | None) -> ImageSet:
-    """``data`` with its images resized and converted as configured (a new ImageSet)."""
-    images = data.images
+def conform(images: torch.Tensor, size: tuple[int, int] | None, channels: int | None) -> torch.Tensor:
+    """(N, C, H, W) images converted to ``channels`` and then resized to ``size`` (None: kept).
+
+    The one conversion both a run's data (:func:`prepare_images`) and the images a finished run
+    predicts on go through, so that both reach the model the same way.
+    """
     if channels is not None:
         images = set_channels(images, channels)
     if size is not None:
         images = resize_images(images, size)
+    return images
+
+
+def prepare_images(data: ImageSet, size: tuple[int, int] | None, channels: int | None) -> ImageSet:
+    """``data`` with its images resized and converted as configured (a new ImageSet)."""
+    images = conform(data.images, size, channels)
     if images is data.images:
         return data
     return ImageSet(images, data.targets, data.info, data.groups, data.name, data.meta)

@@ -19,7 +19,7 @@ import torch
 from smallvision.config import HeadConfig, build_config
 from smallvision.data.augment.pipeline import build_augment
 from smallvision.data.normalize import Normalizer
-from smallvision.data.prepare import resize_images, set_channels
+from smallvision.data.prepare import conform
 from smallvision.data.readers.common import as_image_array, parse_size
 from smallvision.data.readers.decode import (
     IMAGE_SUFFIXES,
@@ -73,7 +73,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
 def predict_images(run: LoadedRun, images: torch.Tensor) -> dict[str, np.ndarray]:
     """Outputs per head for images of any size/channels: resized and converted like the run's data."""
     c, h, w = run.input_shape
-    images = resize_images(set_channels(images, c), (h, w))
+    images = conform(images, (h, w), c)
     if images.dtype != torch.uint8 and run.normalizer.scale != 1.0:
         raise UserError("the run was trained on 8-bit images; got float arrays (save them as uint8 0..255)")
     kinds = {name: head.kind for name, head in run.heads.items()}
@@ -192,8 +192,7 @@ def _prepare(
     for idx in by_shape.values():
         x = torch.from_numpy(np.stack([arrays[i] for i in idx])).permute(0, 3, 1, 2)  # (B, C, H, W)
         x = x.float() if floats else x
-        x = set_channels(x, channels) if channels else x
-        x = resize_images(x, size) if size else x
+        x = conform(x, size, channels)
         for j, i in enumerate(idx):
             out[i] = x[j]
     shapes = [tuple(t.shape) for t in out]

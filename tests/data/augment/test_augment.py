@@ -273,7 +273,7 @@ def test_split_keeps_order_and_separates_corruption():
     assert len(Pipeline([clean, corrupt])) == len(pipe)  # nested pipelines flatten
 
 
-def test_return_mask():
+def test_masked_returns_the_union_of_the_masks():
     x = batch()
     y, mask = build_augment({"rotate": {}, "noise": {}}).masked(x, gen())
     assert mask is None and y.shape == x.shape
@@ -281,7 +281,7 @@ def test_return_mask():
     two = Pipeline([op("mask_pixels", ratio=0.3), op("mask_patches", ratio=0.3, patch=3)])
     y, mask = two.masked(x + 0.01, gen())
     assert torch.equal(mask, y == 0) and mask.float().mean() > 0.3  # the union of both masks
-    assert isinstance(two.ops[0], MaskingAugmentation) and two.masks
+    assert isinstance(two.ops[0], MaskingAugmentation)
     y2, mask2 = Pipeline([op("mask_pixels", p=0.0)]).masked(x, gen())
     assert torch.equal(y2, x) and not mask2.any()
 
@@ -334,3 +334,12 @@ def test_radians_are_not_degrees():
     m = op("rotate", degrees=15).matrix(1000, gen())
     angles = torch.atan2(m[:, 1, 0], m[:, 0, 0]) * 180 / math.pi
     assert angles.abs().max() <= 15 + 1e-4 and angles.abs().max() > 14
+
+
+def test_empty_pipeline_is_a_no_op_that_draws_nothing():
+    x, g = batch(), gen()
+    state = g.get_state()
+    assert Pipeline()(x, g) is x and len(Pipeline()) == 0
+    assert torch.equal(g.get_state(), state)
+    clean, corrupt = Pipeline().split()
+    assert len(clean) == len(corrupt) == len(Pipeline().eval_pipeline()) == 0

@@ -178,3 +178,46 @@ def test_stl10_label_outside_1_to_10(stl_dir):
     (folder / "train_y.bin").write_bytes(bytes([1, 2]))
     with pytest.raises(UserError, match=r"train_y.bin byte offset 2: truncated, 2 labels for 4 images"):
         load_source(f"stl10:{folder}")
+
+
+@pytest.mark.parametrize("images, labels", [("images", "labels"), ("X", "y"), ("data", "targets")])
+def test_npz_usual_names_of_images_and_labels(tmp_path, images, labels):
+    x = RNG.integers(0, 256, (6, 5, 5), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", **{images: x, labels: np.array([0, 1, 2, 0, 1, 2])})
+    data = load_source(f"npz:{tmp_path / 'd.npz'}")
+    assert data.images.shape == (6, 1, 5, 5) and data.targets["label"].tolist() == [0, 1, 2, 0, 1, 2]
+    np.testing.assert_array_equal(data.images[:, 0].numpy(), x)
+
+
+def test_npz_usual_names_with_splits_and_npy_folder(tmp_path):
+    np.savez(
+        tmp_path / "d.npz",
+        images_train=np.zeros((4, 3, 3), np.uint8),
+        labels_train=np.arange(4),
+        images_test=np.ones((2, 3, 3), np.uint8),
+        labels_test=np.arange(2),
+    )
+    data = load_source(f"npz:{tmp_path / 'd.npz'}")
+    assert set(data.groups) == {"train", "test"} and data.targets["label"].tolist() == [0, 1, 2, 3, 0, 1]
+    (tmp_path / "f").mkdir()
+    np.save(tmp_path / "f" / "images.npy", np.zeros((3, 4, 4), np.uint8))
+    np.save(tmp_path / "f" / "labels.npy", np.array([1, 0, 1]))
+    assert load_source(f"npy:{tmp_path / 'f'}").targets["label"].tolist() == [1, 0, 1]
+    single = load_source(f"npy:{tmp_path / 'f' / 'images.npy'}")
+    assert single.targets["label"].tolist() == [1, 0, 1]
+
+
+def test_npz_ambiguous_or_unknown_names_list_the_arrays(tmp_path):
+    np.savez(tmp_path / "two.npz", images=np.zeros((2, 3, 3)), data=np.zeros((2, 3, 3)), y=np.zeros(2))
+    with pytest.raises(UserError) as err:
+        load_source(f"npz:{tmp_path / 'two.npz'}")
+    msg = str(err.value)
+    assert "\n" not in msg and "arrays images, data" in msg and "found images, data, y" in msg
+    assert "x/y, X/y, images/labels, data/targets" in msg and "images_key" in msg
+    np.savez(tmp_path / "none.npz", pixels=np.zeros((2, 3, 3)))
+    with pytest.raises(
+        UserError, match=r"no array has a usual images name; found pixels; expected one of x/y"
+    ):
+        load_source(f"npz:{tmp_path / 'none.npz'}")
+    # naming the images key still reads any file
+    assert len(load_source(f"npz:{tmp_path / 'none.npz'}", {"images_key": "pixels"})) == 2

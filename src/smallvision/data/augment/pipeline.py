@@ -35,11 +35,6 @@ class Pipeline(Augmentation):
     def __repr__(self) -> str:
         return f"Pipeline({list(self.ops)!r})"
 
-    @property
-    def masks(self) -> bool:
-        """Whether a masking op is part of the pipeline (:meth:`masked` then gives a mask)."""
-        return any(isinstance(op, MaskingAugmentation) for op in self.ops)
-
     def split(self) -> tuple[Pipeline, Pipeline]:
         """``(clean, corruption)``: the geometric and photometric ops, then the noise and masking ops.
 

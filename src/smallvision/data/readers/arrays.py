@@ -22,6 +22,8 @@ from smallvision.errors import UserError
 from smallvision.registry import SOURCES
 
 _LOAD_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+# the usual names of an (images, labels) pair: Keras' x/y, scikit-learn's X/y, and spelled out
+PAIRS = (("x", "y"), ("X", "y"), ("images", "labels"), ("data", "targets"))
 
 
 class _Arrays:
@@ -49,7 +51,7 @@ def _npz_arrays(path: Path) -> _Arrays:
     return _Arrays(list(npz.files), npz.__getitem__, lambda key: f"{path} key {key!r}")
 
 
-def _npy_arrays(location: Path, images_key: str) -> tuple[_Arrays, str]:
+def _npy_arrays(location: Path, images_key: str | None) -> tuple[_Arrays, str | None]:
     """A folder of KEY.npy files, or one images .npy whose targets are .npy files beside it."""
     folder, key = (location, images_key) if location.is_dir() else (location.parent, location.stem)
     if not folder.is_dir():
@@ -70,6 +72,25 @@ def _split_keys(arrays: _Arrays, key: str) -> dict[str, str]:
     if not found:
         raise UserError(f"{arrays.where(key)}: no such array; found {', '.join(arrays.keys) or 'none'}")
     return found
+
+
+def _has(arrays: _Arrays, key: str) -> bool:
+    """Whether ``key`` is an array, or ``key_train`` / ``key_test`` ... are."""
+    return key in arrays.keys or any(re.fullmatch(re.escape(key) + r"_\w+", k) for k in arrays.keys)
+
+
+def _usual_pair(arrays: _Arrays, spec: str) -> tuple[str, str | None]:
+    """(images key, labels key or None) of the one usual pair of names (PAIRS) the arrays use."""
+    found = [(x, y) for x, y in PAIRS if _has(arrays, x)]
+    if len(found) != 1:
+        which = "no array has" if not found else f"arrays {', '.join(x for x, _ in found)} each have"
+        expected = ", ".join(f"{x}/{y}" for x, y in PAIRS)
+        raise UserError(
+            f"{spec}: {which} a usual images name; found {', '.join(arrays.keys) or 'no arrays'}; "
+            f"expected one of {expected} (or with _train, _test ... suffixes), or set option images_key"
+        )
+    x, y = found[0]
+    return x, (y if _has(arrays, y) else None)
 
 
 def _target(
@@ -103,12 +124,16 @@ def _images(arrays: _Arrays, key: str, layout: str, bad: BadItems) -> tuple[np.n
 
 
 def _array_set(
-    arrays: _Arrays, spec: str, images_key: str, targets, kinds, classes, layout: str, skip_bad: bool
+    arrays: _Arrays, spec: str, images_key: str | None, targets, kinds, classes, layout: str, skip_bad: bool
 ) -> ImageSet:
     bad = BadItems(skip_bad)
+    if images_key is None:  # the usual pair of names; an images array alone is an unlabeled set
+        images_key, labels_key = _usual_pair(arrays, spec)
+        targets = ({"label": labels_key} if labels_key else {}) if targets is None else targets
+    elif targets is None:  # the given images name's usual partner (images.npy -> labels.npy), else y
+        partner = next((k for k in (dict(PAIRS).get(images_key), "y") if k and _has(arrays, k)), None)
+        targets = {"label": partner} if partner else {}
     splits = _split_keys(arrays, images_key)
-    if targets is None:  # the usual x / y pair; an images array alone is an unlabeled set
-        targets = {"label": "y"} if any(k == "y" or k.startswith("y_") for k in arrays.keys) else {}
     if not isinstance(targets, dict):
         raise UserError(f"option targets: expected a mapping target name -> array key, got {targets!r}")
     kinds, classes = kinds or {}, classes or {}
@@ -143,7 +168,7 @@ def _array_set(
 def read_npz(
     location: str,
     *,
-    images_key: str = "x",
+    images_key: str | None = None,
     targets: dict[str, str] | None = None,
     kinds: dict[str, str] | None = None,
     classes: dict[str, list[str] | int] | None = None,
@@ -156,7 +181,10 @@ def read_npz(
         location: the ``.npz`` file.
         images_key: key of the (N, H, W), (N, H, W, C) or (N, C, H, W) images; when absent,
             ``KEY_train`` / ``KEY_test`` / ... are read as official splits (Keras' ``mnist.npz``).
-        targets: target name -> key, e.g. ``{"label": "y"}`` (the default when ``y`` exists).
+            Default: the one usual name the file uses, ``x``, ``X``, ``images`` or ``data``
+            (several, or none, is an error listing the arrays found).
+        targets: target name -> key, e.g. ``{"label": "y"}``; default ``label`` from the usual
+            partner of the images name (``y``, ``labels``, ``targets``) when it exists.
         kinds: target name -> "classification" / "regression"; default: 1-d whole numbers are
             classes, anything else is regression.
         classes: target name -> class names (or their number); labels outside are errors.
@@ -171,7 +199,7 @@ def read_npz(
 def read_npy(
     location: str,
     *,
-    images_key: str = "x",
+    images_key: str | None = None,
     targets: dict[str, str] | None = None,
     kinds: dict[str, str] | None = None,
     classes: dict[str, list[str] | int] | None = None,
@@ -183,8 +211,8 @@ def read_npy(
     Args:
         location: a folder (images in ``{images_key}.npy``, or ``x_train.npy`` / ``x_test.npy``),
             or the images ``.npy`` itself (its target files sit in the same folder).
-        images_key: stem of the images file inside a folder.
-        targets: target name -> file stem, e.g. ``{"label": "y"}`` (default when ``y.npy`` exists).
+        images_key: stem of the images file inside a folder (default: as for ``npz:``).
+        targets: target name -> file stem, e.g. ``{"label": "y"}`` (default: as for ``npz:``).
         kinds, classes, layout, skip_bad: as for ``npz:``.
     """
     arrays, key = _npy_arrays(Path(location), images_key)
