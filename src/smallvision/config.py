@@ -7,13 +7,21 @@ with a "did you mean" for typos, so that the CLI can print it and exit with code
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 from smallvision.errors import UserError
+
+# marks a field that does not change what training computes: a checkpoint (resume) may differ in it,
+# and training_fingerprint leaves it out; every other field affects training
+NOT_TRAINING = {"affects_training": False}
 
 
 class Strict(BaseModel):
@@ -136,9 +144,11 @@ class TrainConfig(Strict):
     ema: float | None = Field(None, gt=0, lt=1)
     precision: Literal["fp32", "bf16"] = "fp32"
     device: Literal["cpu", "cuda", "auto"] = "cpu"  # auto: cuda when available
-    threads: int | None = Field(None, ge=1)
+    # how the run executes, not what it computes (more threads may reorder float sums: for
+    # bit-identical numbers resume with the same threads)
+    threads: int | None = Field(None, ge=1, json_schema_extra=NOT_TRAINING)
     channels_last: bool = False
-    progress: bool = True
+    progress: bool = Field(True, json_schema_extra=NOT_TRAINING)
 
 
 class ReportConfig(Strict):
@@ -148,15 +158,16 @@ class ReportConfig(Strict):
 class RunConfig(Strict):
     """Everything one run needs; saved, resolved, as ``config.yaml`` in the run directory."""
 
-    name: str = "run"
+    name: str = Field("run", json_schema_extra=NOT_TRAINING)
     seed: int = 42
-    seeds: list[int] | None = None
-    output_dir: str = "runs"
+    # one run per seed: each run's own seed is ``seed``, so the list does not change a run
+    seeds: list[int] | None = Field(None, json_schema_extra=NOT_TRAINING)
+    output_dir: str = Field("runs", json_schema_extra=NOT_TRAINING)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     heads: dict[str, HeadConfig] | None = None  # None: one head per target of the data
     train: TrainConfig = TrainConfig()
-    report: ReportConfig = ReportConfig()
+    report: ReportConfig = Field(ReportConfig(), json_schema_extra=NOT_TRAINING)
 
 
 # ---------------------------------------------------------------- loading and overrides
@@ -207,15 +218,26 @@ def _deepcopy(d: Any) -> Any:
 
 
 def read_yaml(path: str | Path) -> dict:
+    """The mapping in the YAML file at ``path``; a missing, binary, empty or malformed file is a UserError."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"config file {str(p)!r} not found: give the path of a YAML file")
     try:
-        raw = yaml.safe_load(p.read_text()) or {}
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"config file {str(p)!r} is not UTF-8 text (byte {exc.start}); expected a UTF-8 YAML file"
+        ) from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise UserError(f"{p}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if raw is None:  # nothing but whitespace and comments: training on all defaults would be a surprise
+        raise UserError(
+            f"config file {str(p)!r} is empty; start from one of the configs in examples/ (e.g. examples/mnist.yaml)"
+        )
     if not isinstance(raw, dict):
         raise UserError(f"{p}: expected a mapping of keys at the top, got {type(raw).__name__}")
     return raw
@@ -238,6 +260,74 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
 
 def to_yaml(cfg: BaseModel) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+# ---------------------------------------------------------------- keys that change training
+
+
+def affects_training(field: FieldInfo) -> bool:
+    """False for a field marked ``json_schema_extra=NOT_TRAINING``, True for every other."""
+    extra = field.json_schema_extra
+    return not (isinstance(extra, dict) and extra.get("affects_training") is False)
+
+
+def training_view(raw: Mapping[str, Any], model: type[BaseModel] = RunConfig) -> dict[str, Any]:
+    """A config dump (``model_dump(mode="json")`` or a loaded ``config.yaml``) without the keys that do
+    not change training; a key this schema does not know is kept, so that a comparison shows it."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        field = model.model_fields.get(key)
+        if field is not None and not affects_training(field):
+            continue
+        sub = _field_model(field.annotation) if field is not None else None
+        if sub is None or not isinstance(value, dict):
+            out[key] = value
+        elif "dict[" in str(field.annotation):  # e.g. heads: {name: HeadConfig}
+            out[key] = {k: training_view(v, sub) if isinstance(v, dict) else v for k, v in value.items()}
+        else:
+            out[key] = training_view(value, sub)
+    return out
+
+
+def training_keys(cfg: RunConfig) -> dict[str, Any]:
+    """Every setting that changes what training computes, flat: ``{"train.optimizer.lr": 0.001, ...}``.
+
+    Mappings (``data.options``, ``model.params``, ``heads`` ...) are flattened too, lists stay
+    values. ``seed`` is among them; ``name``, ``output_dir``, ``seeds``, ``report``,
+    ``train.progress`` and ``train.threads`` are not.
+    """
+
+    def flat(node: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    return flat(training_view(cfg.model_dump(mode="json")), "")
+
+
+def training_fingerprint(cfg: RunConfig) -> str:
+    """SHA-256 (hex) of the settings that change training: equal exactly for configs that train alike."""
+    text = json.dumps(training_view(cfg.model_dump(mode="json")), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def training_difference(saved: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first ``(key.path, saved value, current value)`` where two config dumps differ in a setting
+    that changes training, or None (keys in sorted order, depth first)."""
+    return _first_difference(training_view(saved), training_view(current), "")
+
+
+def _first_difference(a: Mapping, b: Mapping, prefix: str) -> tuple[str, Any, Any] | None:
+    for key in sorted(set(a) | set(b), key=str):
+        path, x, y = f"{prefix}{key}", a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            found = _first_difference(x, y, f"{path}.")
+            if found:
+                return found
+        elif x != y:
+            return path, x, y
+    return None
 
 
 # ---------------------------------------------------------------- error messages

@@ -17,6 +17,7 @@ from smallvision.errors import UserError
 from smallvision.study.resume import resume
 from smallvision.study.run import run_config
 from smallvision.train.checkpoint import load_checkpoint
+from smallvision.train.events import Callback
 
 # every random stream in play: shuffling, rotation, MixUp, dropout; and every stateful part:
 # cosine with warmup, EMA, uncertainty log-variances, early stopping
@@ -49,10 +50,11 @@ KILLER = textwrap.dedent(
     import json, os, signal, sys
     from smallvision.config import build_config
     from smallvision.study.run import run_config
+    from smallvision.train.events import Callback
 
-    class KillMidEpoch:
-        def after_batch(self, t):
-            if t.epoch == 2 and t.batch_in_epoch == 3:  # inside epoch 3, after last.pt of epoch 2
+    class KillMidEpoch(Callback):
+        def after_batch(self, trainer, batch):
+            if batch.epoch == 3 and batch.index == 3:  # inside epoch 3, after last.pt of epoch 2
                 os.kill(os.getpid(), signal.SIGKILL)
 
     run_config(build_config(json.loads(sys.argv[1])), callbacks=[KillMidEpoch()])
@@ -118,14 +120,14 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_metrics(uninterrupted, tm
     assert env_json["resumed"][0]["from_epoch"] == 2
 
 
-class Interrupt:
+class Interrupt(Callback):
     """Ctrl-C in the middle of epoch ``epoch + 1``."""
 
     def __init__(self, epoch):
         self.epoch = epoch
 
-    def after_batch(self, t):
-        if t.epoch == self.epoch and t.batch_in_epoch == 1:
+    def after_batch(self, trainer, batch):
+        if batch.epoch == self.epoch + 1 and batch.index == 1:
             raise KeyboardInterrupt
 
 

@@ -9,7 +9,7 @@ from smallvision.config import build_config
 from smallvision.errors import UserError
 from smallvision.study.run import make_trainer, prepare, run_config
 from smallvision.train.checkpoint import check_config, load_checkpoint, save_atomic
-from smallvision.train.state import REQUIRED, capture_state, restore_state
+from smallvision.train.trainer import STATE_KEYS
 
 
 def test_round_trip_and_no_temporary_files_left(tmp_path):
@@ -52,7 +52,7 @@ def test_last_checkpoint_holds_the_whole_trainer_state(tiny_config):
     tiny_config["train"].update(ema=0.9, schedule={"name": "plateau"}, mix={"name": "mixup"})
     result = run_config(build_config(tiny_config))
     last = load_checkpoint(result.dir / "checkpoints" / "last.pt")
-    assert set(REQUIRED) <= set(last)
+    assert set(STATE_KEYS) <= set(last)
     assert {"torch", "generator", "numpy", "python", "cuda"} <= set(last["rng"])
     assert last["ema"]["shadow"].keys() == last["model"].keys()
     assert last["plateau"] is not None and last["scheduler"]["last_epoch"] == last["step"]
@@ -71,11 +71,11 @@ def test_restoring_a_captured_state_reproduces_it(tiny_config, tmp_path):
     (tmp_path / "a").mkdir()
     a = make_trainer(p, tmp_path / "a")
     a.fit(p.split_data["train"], p.split_data["val"])
-    state = copy.deepcopy(capture_state(a))
+    state = copy.deepcopy(a.state_dict())
     b = make_trainer(prepare(cfg), tmp_path / "b")
     b.setup(p.split_data["train"])
-    restore_state(b, state)
-    again = capture_state(b)
+    b.load_state_dict(state)
+    again = b.state_dict()
     assert again["epoch"] == state["epoch"] and again["history"] == state["history"]
     assert torch.equal(again["rng"]["generator"], state["rng"]["generator"])
     assert all(torch.equal(again["model"][k], state["model"][k]) for k in state["model"])
@@ -87,10 +87,10 @@ def test_incomplete_state_is_refused(tiny_config, tmp_path):
     p = prepare(build_config(tiny_config))
     t = make_trainer(p, tmp_path)
     t.setup(p.split_data["train"])
-    state = capture_state(t)
+    state = t.state_dict()
     del state["rng"]
-    with pytest.raises(UserError, match="incomplete: missing rng"):
-        restore_state(t, state, "x/last.pt")
+    with pytest.raises(UserError, match="x/last.pt is incomplete: missing rng"):
+        t.load_state_dict(state, "x/last.pt")
 
 
 def test_checkpoint_of_another_model_is_refused(tiny_config, tmp_path):
@@ -107,7 +107,7 @@ def test_checkpoint_of_another_model_is_refused(tiny_config, tmp_path):
     t = make_trainer(p, tmp_path)
     t.setup(p.split_data["train"])
     with pytest.raises(UserError, match=r"does not fit this model"):
-        restore_state(t, ckpt)
+        t.load_state_dict(ckpt)
 
 
 def test_checkpoint_of_another_training_config_is_refused_but_names_do_not_matter(tiny_config):

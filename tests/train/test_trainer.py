@@ -12,6 +12,7 @@ import torch
 from smallvision.config import build_config
 from smallvision.study.run import TrainingFailed, make_trainer, prepare, run_config
 from smallvision.train.checkpoint import load_checkpoint
+from smallvision.train.events import Callback
 
 
 def _history(run_dir):
@@ -19,14 +20,14 @@ def _history(run_dir):
         return list(csv.DictReader(f))
 
 
-class Snapshots:
+class Snapshots(Callback):
     """Copies of the evaluated weights after each epoch."""
 
     def __init__(self):
         self.states = {}
 
-    def after_epoch(self, t):
-        self.states[t.epoch] = copy.deepcopy(t.eval_state())
+    def after_epoch(self, trainer, record):
+        self.states[record.epoch] = copy.deepcopy(trainer.eval_state())
 
 
 def test_early_stopping_restores_the_best_epoch(tiny_config):
@@ -56,13 +57,13 @@ def test_early_stopping_on_a_loss_stops_when_it_stops_falling(tiny_config):
     assert (result.metrics["best_epoch"], result.metrics["epochs_run"]) == (1, 2)
 
 
-class PoisonHead:
+class PoisonHead(Callback):
     """Makes the label head's output NaN from the third batch of epoch 2 on."""
 
-    def before_batch(self, t):
-        if t.epoch == 1 and t.batch_in_epoch == 2:
+    def before_batch(self, trainer, batch):
+        if batch.epoch == 2 and batch.index == 2:
             with torch.no_grad():
-                t.model.heads["label"][-1].bias.fill_(float("nan"))
+                trainer.model.heads["label"][-1].bias.fill_(float("nan"))
 
 
 def test_nan_guard_stops_names_the_head_and_keeps_the_last_good_checkpoint(tiny_config):

@@ -22,6 +22,7 @@ from smallvision.study.ensemble import GroupResult, ensemble_runs, member_config
 from smallvision.study.run import RunResult, make_trainer, prepare, run_config, train_and_finish
 from smallvision.study.rundir import write_json
 from smallvision.train.checkpoint import check_config, load_checkpoint
+from smallvision.train.events import Callback
 
 
 def resume(run_dir: str | Path) -> RunResult | GroupResult:
@@ -52,7 +53,7 @@ def run_status(run_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def resume_run(run_dir: Path, callbacks: Sequence[object] = ()) -> RunResult:
+def resume_run(run_dir: Path, callbacks: Sequence[Callback] = ()) -> RunResult:
     """Continue one run from its ``last.pt`` (or from the start when it has none yet)."""
     status = run_status(run_dir)
     if status.get("status") == "completed":

@@ -32,6 +32,8 @@ from smallvision.models.build import build_model
 from smallvision.models.transfer import apply_transfer
 from smallvision.study.rundir import environment, new_run_dir, write_json
 from smallvision.train.callbacks import Checkpoint, HistoryCSV, Progress
+from smallvision.train.events import Callback
+from smallvision.train.rng import seed_everything
 from smallvision.train.trainer import NonFiniteLoss, Split, Trainer, numpy_target
 
 
@@ -174,7 +176,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     splits = make_splits(data, cfg.data.split)
     normalizer = fit_normalizer(data.images[torch.as_tensor(splits["train"])], cfg.data.normalize)
     augment = build_augment(cfg.data.augment)
-    torch.manual_seed(cfg.seed)  # the same weights for the same seed, whatever ran before
+    seed_everything(cfg.seed)  # the same weights for the same seed, whatever ran before
     model = build_model(cfg.model.name, cfg.model.params, data.shape, heads).to(
         resolve_device(cfg.train.device)
     )
@@ -192,7 +194,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     return Prepared(cfg, data, heads, splits, split_data, normalizer, augment, model, meta)
 
 
-def make_trainer(p: Prepared, run_dir: Path, callbacks: Sequence[object] = ()) -> Trainer:
+def make_trainer(p: Prepared, run_dir: Path, callbacks: Sequence[Callback] = ()) -> Trainer:
     """The trainer of a run, writing ``history.csv`` and checkpoints into ``run_dir``."""
     return Trainer(
         p.model,
@@ -210,7 +212,7 @@ def make_trainer(p: Prepared, run_dir: Path, callbacks: Sequence[object] = ()) -
     )
 
 
-def run_config(cfg: RunConfig, run_dir: Path | None = None, callbacks: Sequence[object] = ()) -> RunResult:
+def run_config(cfg: RunConfig, run_dir: Path | None = None, callbacks: Sequence[Callback] = ()) -> RunResult:
     """Execute a validated RunConfig (see :func:`run`).
 
     Args:

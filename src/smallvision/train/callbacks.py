@@ -6,20 +6,20 @@ import csv
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from smallvision.train.checkpoint import save_atomic
-from smallvision.train.state import capture_state
+from smallvision.train.events import Callback, EpochRecord
+from smallvision.train.trainer import Trainer
 
 
-class HistoryCSV:
+class HistoryCSV(Callback):
     """Rewrites ``history.csv`` after every epoch (one row per epoch; a killed run keeps its rows)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def after_epoch(self, t: Any) -> None:
-        write_history(self.path, t.history)
+    def after_epoch(self, trainer: Trainer, record: EpochRecord) -> None:
+        write_history(self.path, trainer.history)  # the whole history: a resumed run has earlier rows
 
 
 def write_history(path: Path, history: list[dict]) -> None:
@@ -34,8 +34,8 @@ def write_history(path: Path, history: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-class Checkpoint:
-    """Each epoch: ``last.pt`` (full trainer state, see ``train.state``); on improvement: ``best.pt``.
+class Checkpoint(Callback):
+    """Each epoch: ``last.pt`` (``Trainer.state_dict()``); on improvement: ``best.pt``.
 
     Both are written atomically, so a kill mid-write leaves the previous file intact.
 
@@ -48,22 +48,20 @@ class Checkpoint:
         self.directory = Path(directory)
         self.meta = meta
 
-    def after_epoch(self, t: Any) -> None:
-        if t.improved:
-            # the evaluated weights: the EMA's when train.ema is on
-            best = {"model": t.best_state, "epoch": t.best_epoch, "ema": t.ema is not None, **self.meta}
-            save_atomic(best, self.directory / "best.pt")
-        save_atomic({**capture_state(t), **self.meta}, self.directory / "last.pt")
+    def after_epoch(self, trainer: Trainer, record: EpochRecord) -> None:
+        if record.is_best:  # the evaluated weights: the EMA's when train.ema is on
+            save_atomic({**trainer.best_state_dict(), **self.meta}, self.directory / "best.pt")
+        save_atomic({**trainer.state_dict(), **self.meta}, self.directory / "last.pt")
 
 
-class Progress:
+class Progress(Callback):
     """A rich progress bar over epochs, silent when stdout is not a terminal."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled and sys.stdout.isatty()
         self.bar = None
 
-    def before_fit(self, t: Any) -> None:
+    def before_fit(self, trainer: Trainer) -> None:
         if not self.enabled:
             return
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -76,15 +74,16 @@ class Progress:
             transient=True,
         )
         self.bar.start()
-        self.task = self.bar.add_task("", total=t.cfg.epochs, completed=t.epoch)
+        self.task = self.bar.add_task("", total=trainer.cfg.epochs, completed=trainer.epoch)
 
-    def after_epoch(self, t: Any) -> None:
+    def after_epoch(self, trainer: Trainer, record: EpochRecord) -> None:
         if self.bar is None:
             return
-        shown = [k for k in t.logs if k in ("train/loss", "val/loss") or k.endswith("/accuracy")]
-        self.bar.update(self.task, advance=1, description="  ".join(f"{k} {t.logs[k]:.4f}" for k in shown))
+        row = record.row()
+        shown = [k for k in row if k in ("train/loss", "val/loss") or k.endswith("/accuracy")]
+        self.bar.update(self.task, advance=1, description="  ".join(f"{k} {row[k]:.4f}" for k in shown))
 
-    def after_fit(self, t: Any) -> None:
+    def after_fit(self, trainer: Trainer) -> None:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None

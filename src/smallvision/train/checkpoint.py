@@ -18,13 +18,11 @@ from typing import Any
 
 import torch
 
+from smallvision.config import training_difference
 from smallvision.errors import UserError
 
 MAGIC = b"SVCKPT01"
 TRAILER = len(MAGIC) + 32  # magic + sha256 digest
-
-# config keys that do not change what training computes: a checkpoint may differ in them
-IGNORED_KEYS = ("name", "output_dir", "report", "seeds", "train.progress", "train.threads")
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
@@ -77,24 +75,22 @@ def load_checkpoint(path: str | Path) -> dict:
     return obj
 
 
-def config_difference(saved: dict, current: dict, prefix: str = "") -> tuple[str, Any, Any] | None:
-    """The first ``(key.path, saved value, current value)`` where two config dumps differ, or None."""
-    for key in sorted(set(saved) | set(current), key=str):
-        path = f"{prefix}{key}"
-        if path in IGNORED_KEYS:
-            continue
-        a, b = saved.get(key), current.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found = config_difference(a, b, f"{path}.")
-            if found:
-                return found
-        elif a != b:
-            return path, a, b
-    return None
+def load_model_state(model: torch.nn.Module, weights: dict, where: str) -> None:
+    """``model.load_state_dict`` with a one-line UserError when the checkpoint is another model's."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).split("\n")[1].strip() if "\n" in str(exc) else str(exc)
+        raise UserError(
+            f"checkpoint {where} does not fit this model ({type(model).__name__}): {first}"
+        ) from None
 
 
 def check_config(ckpt: dict, current: dict, where: str) -> None:
     """Refuse a checkpoint written for another model or config, naming the first difference.
+
+    Only settings that change training count (``smallvision.config.training_difference``): a run
+    renamed, moved or resumed with other threads is still the same run.
 
     Args:
         ckpt: a loaded checkpoint (it carries its run's resolved config under ``config``).
@@ -103,7 +99,7 @@ def check_config(ckpt: dict, current: dict, where: str) -> None:
     """
     if "config" not in ckpt:
         raise UserError(f"checkpoint {where} carries no config; it was not written by a smallvision run")
-    diff = config_difference(ckpt["config"], current)
+    diff = training_difference(ckpt["config"], current)
     if diff is not None:
         key, a, b = diff
         raise UserError(

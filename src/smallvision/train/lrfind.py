@@ -10,12 +10,14 @@ loss (against log lr, before its minimum), and the lr at the minimum divided by 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from smallvision.train.trainer import NonFiniteLoss, Split, Trainer, iterate_batches
+from smallvision.train.trainer import NonFiniteLoss, Split, Trainer
 
 
 @dataclass
@@ -63,6 +65,12 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[float | None, floa
     return float(lrs[int(np.argmin(slope))]), min_over_10
 
 
+def iterate_batches(trainer: Trainer, train: Split) -> Iterator[torch.Tensor]:
+    """Batch indices without end: epoch after epoch of the trainer's shuffles (for the LR range test)."""
+    while True:
+        yield from trainer.batches(train)
+
+
 def lr_range_test(
     trainer: Trainer,
     train: Split,
@@ -91,9 +99,8 @@ def lr_range_test(
     for lr in lr_schedule(start_lr, end_lr, steps):
         for group in trainer.optimizer.param_groups:
             group["lr"] = float(lr)
-        trainer.batch_index = next(batches)
         try:
-            loss = trainer.train_step(train)["loss"]
+            loss = trainer.train_step(train, next(batches))["loss"]
         except NonFiniteLoss:
             break  # the loss diverged to NaN/inf: the sweep is over
         lrs.append(float(lr))

@@ -4,17 +4,18 @@ Each batch is a slice of the stored uint8 tensor: index, scale to [0, 1], augmen
 mix (MixUp / CutMix), corrupt (noise, masking), standardise, forward. No DataLoader, no worker
 processes, no per-image Python.
 
-Events, in order: before_fit, before_epoch, before_batch, after_loss, after_batch, after_epoch,
-after_fit. A callback is any object with methods of those names taking the trainer.
+Callbacks subclass ``train.events.Callback``; each epoch gives them an ``EpochRecord``. The trainer
+saves and restores its own state (``state_dict`` / ``load_state_dict``): a resumed fit continues
+with exactly the numbers of one never interrupted.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,22 +28,21 @@ from smallvision.data.normalize import Normalizer
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import compute_metrics, scalar_metrics
 from smallvision.evaluate.predict import predict, to_outputs
+from smallvision.train.checkpoint import load_model_state
+from smallvision.train.early_stopping import BestEpoch
 from smallvision.train.ema import EMA
+from smallvision.train.events import BatchInfo, Callback, EpochRecord, Hooks
 from smallvision.train.inputs import InputPrep
 from smallvision.train.losses import build_losses
+from smallvision.train.optim import build_optimizer
+from smallvision.train.rng import rng_state, seed_everything, set_rng_state
 from smallvision.train.schedules import build_plateau, build_scheduler, step_plateau
-from smallvision.train.state import restore_state
 from smallvision.train.weighting import LossWeighting
 
-EVENTS = (
-    "before_fit",
-    "before_epoch",
-    "before_batch",
-    "after_loss",
-    "after_batch",
-    "after_epoch",
-    "after_fit",
-)
+# the layout of state_dict(); a checkpoint of another layout is refused, not misread
+STATE_FORMAT = 2
+STATE_KEYS = ("format", "model", "optimizer", "scheduler", "weighting", "epoch", "step", "history",
+              "early_stopping", "rng")  # fmt: skip
 
 
 @dataclass
@@ -67,23 +67,6 @@ class NonFiniteLoss(RuntimeError):
         )
 
 
-def build_optimizer(
-    model: nn.Module, cfg: TrainConfig, extra: Iterable[nn.Parameter] = ()
-) -> torch.optim.Optimizer:
-    """The configured optimiser over the model's trainable weights plus ``extra`` (without weight decay)."""
-    groups: list[dict] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
-    extra = list(extra)
-    if extra:  # e.g. uncertainty log-variances: decaying them would bias every head's weight
-        groups.append({"params": extra, "weight_decay": 0.0})
-    o = cfg.optimizer
-    if o.name == "sgd":
-        return torch.optim.SGD(
-            groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
-        )
-    cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-    return cls(groups, lr=o.lr, weight_decay=o.weight_decay)
-
-
 def monitor_mode(monitor: str, mode: str) -> str:
     """``min`` for losses and errors, ``max`` for everything else, unless set."""
     if mode != "auto":
@@ -102,8 +85,8 @@ class Trainer:
         normalizer: stored images -> model input (training statistics).
         augment: batched augmentation applied to training batches in [0, 1] (empty: none); its
             corruption ops run after mixing and give reconstruction heads their input.
-        seed: seeds the shuffling and augmentation generator and torch's global RNG.
-        callbacks: objects with event methods (see EVENTS).
+        seed: seeds every random stream of training (``train.rng.seed_everything``).
+        callbacks: ``train.events.Callback`` objects, called in this order at each event.
     """
 
     def __init__(
@@ -114,44 +97,93 @@ class Trainer:
         normalizer: Normalizer,
         augment: Pipeline = IDENTITY,
         seed: int = 0,
-        callbacks: Sequence[object] = (),
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         self.model, self.heads, self.cfg = model, dict(heads), cfg
         self.device = next(model.parameters()).device  # the run moved the model to train.device
         self.normalizer, self.augment = normalizer, augment
         self.clean_aug, self.corrupt_aug = augment.split()
         self.input_prep = InputPrep(normalizer, augment)
-        self.callbacks = list(callbacks)
+        self.hooks = Hooks(callbacks)
         self.kinds = {h: c.kind for h, c in self.heads.items()}
         self.mix_spec = {h: (c.kind, c.classes) for h, c in self.heads.items()}
-        torch.manual_seed(seed)
-        self.gen = torch.Generator().manual_seed(seed)
+        self.gen = seed_everything(seed)  # shuffling, augmentation, mixing; dropout via the global RNG
         self.weighting = LossWeighting(self.heads, cfg.loss_weighting)
         self.optimizer = build_optimizer(model, cfg, self.weighting.parameters())
         self.ema = EMA(model, cfg.ema) if cfg.ema else None
         self.mode = monitor_mode(cfg.early_stopping.monitor, cfg.early_stopping.mode)
         self.plateau = build_plateau(self.optimizer, cfg.schedule, self.mode)
+        self.best = BestEpoch(cfg.early_stopping, self.mode)
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self.loss_fns: dict | None = None
-        self.history: list[dict[str, float]] = []
+        self.history: list[dict[str, float]] = []  # one EpochRecord.row() per completed epoch
         self.epoch = 0  # epochs completed
         self.step = 0  # optimiser steps taken
         self.elapsed = 0.0  # seconds spent in fit(), summed over resumed sessions
-        self.best_value: float | None = None
-        self.best_epoch = 0
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.stop = False
-        self.improved = False
-        self.logs: dict[str, float] = {}
-        self.val_outputs: dict[str, np.ndarray] = {}
 
-    # ------------------------------------------------------------------ events
+    @property
+    def best_epoch(self) -> int:
+        """The epoch whose weights are the best so far (0 before the first epoch)."""
+        return self.best.epoch
 
-    def emit(self, event: str) -> None:
-        for cb in self.callbacks:
-            fn = getattr(cb, event, None)
-            if fn is not None:
-                fn(self)
+    @property
+    def stop(self) -> bool:
+        """Early stopping ended (or will end) the fit."""
+        return self.best.stop
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that influences what comes next, at an epoch boundary: weights, optimiser,
+        schedules, EMA, loss weighting, early stopping with the best weights, history and every
+        random stream. Tensors and plain containers only, so it loads with ``weights_only=True``."""
+        optional = {"scheduler": self.scheduler, "plateau": self.plateau, "ema": self.ema}
+        return {
+            "format": STATE_FORMAT,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            **{k: part.state_dict() if part is not None else None for k, part in optional.items()},
+            "weighting": self.weighting.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "history": self.history,
+            "early_stopping": self.best.state_dict(),
+            "rng": rng_state(self.gen),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], where: str = "last.pt") -> None:
+        """Continue from a :meth:`state_dict` (call :meth:`setup` first: the lr schedule is sized by
+        the training split). A state of another layout, model or EMA setting is a UserError naming ``where``."""
+        missing = [k for k in STATE_KEYS if k not in state]
+        if missing:
+            raise UserError(
+                f"checkpoint {where} is incomplete: missing {', '.join(missing)}; it cannot be resumed"
+            )
+        if state["format"] != STATE_FORMAT:
+            raise UserError(
+                f"checkpoint {where} has format {state['format']}, this version reads format {STATE_FORMAT}"
+            )
+        if (state["ema"] is None) != (self.ema is None):
+            raise UserError(f"checkpoint {where}: train.ema differs between the checkpoint and the config")
+        if state["scheduler"] is not None and self.scheduler is None:
+            raise RuntimeError("Trainer.load_state_dict: call setup(train) first")
+        load_model_state(self.model, state["model"], where)
+        self.optimizer.load_state_dict(state["optimizer"])
+        for key, part in (("scheduler", self.scheduler), ("plateau", self.plateau), ("ema", self.ema)):
+            if state.get(key) is not None and part is not None:
+                part.load_state_dict(state[key])
+        self.weighting.load_state_dict(state["weighting"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.elapsed = float(state.get("elapsed", 0.0))
+        self.history = [dict(row) for row in state["history"]]
+        self.best.load_state_dict(state["early_stopping"])
+        set_rng_state(self.gen, state["rng"])
+
+    def best_state_dict(self) -> dict[str, Any]:
+        """What ``best.pt`` holds of the trainer: the best epoch's evaluated weights, its number, and
+        whether they are the EMA's."""
+        return {"model": self.best.weights, "epoch": self.best.epoch, "ema": self.ema is not None}
 
     # ------------------------------------------------------------------ fitting
 
@@ -166,26 +198,30 @@ class Trainer:
             steps = self.steps_per_epoch(train)
             self.scheduler = build_scheduler(self.optimizer, self.cfg.schedule, steps, self.cfg.epochs)
 
-    def fit(self, train: Split, val: Split | None = None, state: dict | None = None) -> None:
+    def fit(self, train: Split, val: Split | None = None, state: Mapping[str, Any] | None = None) -> None:
         """Train for ``cfg.epochs`` (or until early stopping), then restore the best weights.
 
         Args:
             train: the training split.
             val: the validation split (early stopping and the best epoch follow it).
-            state: a trainer state from ``last.pt`` to continue from (see ``train.state``).
+            state: a :meth:`state_dict` (e.g. from ``last.pt``) to continue from.
         """
-        self.train_split, self.val_split = train, val
         self.setup(train)
         if state is not None:
-            restore_state(self, state)
-        self._fit_start, self._elapsed_before = time.perf_counter(), self.elapsed
-        self.emit("before_fit")
+            self.load_state_dict(state)
+        fit_start, elapsed_before = time.perf_counter(), self.elapsed
+        for fn in self.hooks.by_event["before_fit"]:
+            fn(self)
         try:
             while self.epoch < self.cfg.epochs and not self.stop:
-                self._run_epoch(train, val)
+                record = self._run_epoch(train, val)
+                self.elapsed = elapsed_before + time.perf_counter() - fit_start
+                for fn in self.hooks.by_event["after_epoch"]:
+                    fn(self, record)
         finally:
             self.restore_best()
-            self.emit("after_fit")
+            for fn in self.hooks.by_event["after_fit"]:
+                fn(self)
 
     def batches(self, train: Split) -> list[torch.Tensor]:
         """One epoch of batch indices, shuffled by the trainer's generator."""
@@ -194,26 +230,35 @@ class Trainer:
         order = torch.randperm(len(train), generator=self.gen)[: steps * size]
         return list(order.split(size))
 
-    def _run_epoch(self, train: Split, val: Split | None) -> None:
-        self.emit("before_epoch")
+    def _run_epoch(self, train: Split, val: Split | None) -> EpochRecord:
+        """One epoch: its batches, validation, the early-stopping decision, and its history row."""
         start = time.perf_counter()
         self.model.train()
         sums: dict[str, float] = {}
         batches = self.batches(train)
-        for self.batch_in_epoch, self.batch_index in enumerate(batches):
-            for k, v in self.train_step(train).items():
+        before, after = self.hooks.by_event["before_batch"], self.hooks.by_event["after_batch"]
+        for i, index in enumerate(batches):
+            info = BatchInfo(self.epoch + 1, i, self.step) if before or after else None
+            for fn in before:
+                fn(self, info)
+            for k, v in self.train_step(train, index).items():
                 sums[k] = sums.get(k, 0.0) + v
+            for fn in after:
+                fn(self, info)
         self.epoch += 1
-        self.logs = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"]}
-        self.logs.update({f"train/{k}": v / len(batches) for k, v in sums.items()})
-        self.logs.update({f"train/{h}/log_var": s for h, s in self.weighting.log_variances().items()})
-        if val is not None and len(val):
-            self.logs.update(self.validate(val))
-        self.logs["seconds"] = time.perf_counter() - start
-        self._track_best()
-        self.history.append(dict(self.logs))
-        self.elapsed = self._elapsed_before + time.perf_counter() - self._fit_start
-        self.emit("after_epoch")
+        losses = {k: v / len(batches) for k, v in sums.items()}
+        losses.update({f"{h}/log_var": s for h, s in self.weighting.log_variances().items()})
+        has_val = val is not None and len(val) > 0
+        val_logs = self.validate(val) if has_val else {}
+        lr = self.optimizer.param_groups[0]["lr"]
+        record = EpochRecord(self.epoch, lr, time.perf_counter() - start, losses, val_logs)
+        value = self._monitored(record.row(), has_val)
+        if self.plateau is not None:
+            step_plateau(self.plateau, self.scheduler, value)
+        is_best = self.best.update(value, self.epoch, self.eval_state)
+        record = replace(record, monitored=value, is_best=is_best, best_epoch=self.best.epoch, stop=self.stop)
+        self.history.append(record.row())
+        return record
 
     def prepare_batch(
         self, split: Split, index: torch.Tensor
@@ -247,20 +292,19 @@ class Trainer:
         device = next(self.model.parameters()).device.type
         return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
-    def train_step(self, split: Split) -> dict[str, float]:
-        """One optimiser step on ``self.batch_index``; returns the batch's losses."""
-        self.emit("before_batch")
-        x, targets, mask = self.prepare_batch(split, self.batch_index)
+    def train_step(self, split: Split, index: torch.Tensor) -> dict[str, float]:
+        """One optimiser step on the samples of ``split`` at ``index``; returns the batch's losses
+        (``loss``, ``<head>/loss``, ``<head>/weighted_loss``)."""
+        x, targets, mask = self.prepare_batch(split, index)
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.autocast():
             out = self.model(x)
         head_losses = {h: self.loss_fns[h](out[h], targets[h], mask) for h in self.heads}
-        self.loss, terms = self.weighting(head_losses)
-        self._check_finite({**head_losses, "total": self.loss}, "training")
-        self.emit("after_loss")
+        loss, terms = self.weighting(head_losses)
+        self._check_finite({**head_losses, "total": loss}, "training")
         self.optimizer.zero_grad(set_to_none=True)
-        self.loss.backward()
+        loss.backward()
         if self.cfg.optimizer.grad_clip:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optimizer.grad_clip)
         self.optimizer.step()
@@ -268,10 +312,9 @@ class Trainer:
             self.ema.update(self.model)
         self.scheduler.step()
         self.step += 1
-        self.emit("after_batch")
         losses = {f"{h}/loss": float(v.detach()) for h, v in head_losses.items()}
         losses.update({f"{h}/weighted_loss": float(v.detach()) for h, v in terms.items()})
-        losses["loss"] = float(self.loss.detach())
+        losses["loss"] = float(loss.detach())
         return losses
 
     def _check_finite(self, losses: Mapping[str, torch.Tensor], phase: str) -> None:
@@ -289,7 +332,8 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, val: Split) -> dict[str, float]:
-        """Losses and metrics on ``val``: the same code the final evaluation uses."""
+        """Losses and metrics on ``val`` (``loss``, ``<head>/loss``, ``<head>/accuracy`` ...): the same
+        code the final evaluation uses."""
         with self.evaluated():
             raw = predict(self.model, val.images, self.input_prep, list(self.heads), self.cfg.eval_batch_size)
         # true values once: a reconstruction target (the prepared val set) is not rebuilt per use
@@ -301,40 +345,32 @@ class Trainer:
         total, terms = self.weighting(head_losses)
         logs: dict[str, float] = {}
         for h in self.heads:
-            logs[f"val/{h}/loss"] = float(head_losses[h])
-            logs[f"val/{h}/weighted_loss"] = float(terms[h])
-        logs["val/loss"] = float(total)
-        self.val_outputs = to_outputs(raw, self.kinds)
-        metrics = compute_metrics(self.kinds, y_true, self.val_outputs)
-        logs.update({f"val/{k}": v for k, v in scalar_metrics(metrics).items()})
+            logs[f"{h}/loss"] = float(head_losses[h])
+            logs[f"{h}/weighted_loss"] = float(terms[h])
+        logs["loss"] = float(total)
+        metrics = compute_metrics(self.kinds, y_true, to_outputs(raw, self.kinds))
+        logs.update(scalar_metrics(metrics))
         return logs
 
     def eval_state(self) -> dict[str, torch.Tensor]:
         """The weights that are evaluated: the EMA's shadow when on, else the model's own."""
         return self.ema.shadow if self.ema is not None else self.model.state_dict()
 
-    def _track_best(self) -> None:
-        es = self.cfg.early_stopping
-        value = self.logs.get(es.monitor)
+    def _monitored(self, row: Mapping[str, float], has_val: bool) -> float:
+        """The early-stopping monitor's value in an epoch's history row."""
+        monitor = self.cfg.early_stopping.monitor
+        value = row.get(monitor)
         if value is None:
-            if self.val_split is not None and len(self.val_split):
-                keys = ", ".join(k for k in self.logs if k.startswith("val/"))
-                raise UserError(f"train.early_stopping.monitor {es.monitor!r}: no such figure (have: {keys})")
-            value = self.logs.get("train/loss", 0.0)  # no validation split: best = last epoch by train loss
-        if self.plateau is not None:
-            step_plateau(self.plateau, self.scheduler, value)
-        sign = 1.0 if self.mode == "max" else -1.0
-        self.improved = self.best_value is None or sign * (value - self.best_value) > es.min_delta
-        if self.improved:
-            self.best_value, self.best_epoch = value, self.epoch
-            self.best_state = copy.deepcopy(self.eval_state())
-        elif es.patience is not None and self.epoch - self.best_epoch >= es.patience:
-            self.stop = True
+            if has_val:
+                keys = ", ".join(k for k in row if k.startswith("val/"))
+                raise UserError(f"train.early_stopping.monitor {monitor!r}: no such figure (have: {keys})")
+            value = row.get("train/loss", 0.0)  # no validation split: best = last epoch by train loss
+        return value
 
     def restore_best(self) -> None:
         """Load the weights of the best epoch (the final evaluation uses these)."""
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
+        if self.best.weights is not None:
+            self.model.load_state_dict(self.best.weights)
 
 
 def numpy_target(split: Split, head: str, prep: InputPrep | Normalizer) -> np.ndarray:
@@ -342,9 +378,3 @@ def numpy_target(split: Split, head: str, prep: InputPrep | Normalizer) -> np.nd
     if head in split.targets:
         return split.targets[head].numpy()
     return prep(split.images).numpy()
-
-
-def iterate_batches(trainer: Trainer, train: Split) -> Iterator[torch.Tensor]:
-    """Batch indices without end: epoch after epoch of the trainer's shuffles (for the LR range test)."""
-    while True:
-        yield from trainer.batches(train)
