@@ -38,6 +38,20 @@ def test_typo_in_override_is_one_line_and_exit_2(tmp_path):
     assert out.returncode == 2 and "train.optimzer: unknown key; did you mean 'optimizer'?" in out.stderr
 
 
+def test_binary_or_empty_config_is_one_line_and_exit_2(tmp_path):
+    binary = tmp_path / "image.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    out = cli("run", str(binary))
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
+    assert "image.yaml" in out.stderr and "is not UTF-8 text" in out.stderr and "UTF-8 YAML" in out.stderr
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    out = cli("run", str(empty), f"output_dir={tmp_path / 'runs'}")
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
+    assert "empty.yaml' is empty" in out.stderr and "examples/" in out.stderr
+    assert not (tmp_path / "runs").exists()  # nothing trained on the defaults
+
+
 def test_config_show_prints_resolved_yaml(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("train: {epochs: 4}\n")

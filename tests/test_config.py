@@ -1,7 +1,16 @@
 import pytest
 from pydantic import ValidationError
 
-from smallvision.config import RunConfig, apply_overrides, build_config, load_config, parse_override
+from smallvision.config import (
+    RunConfig,
+    apply_overrides,
+    build_config,
+    load_config,
+    parse_override,
+    training_difference,
+    training_fingerprint,
+    training_keys,
+)
 from smallvision.errors import UserError
 
 
@@ -65,6 +74,55 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(UserError, match="not valid YAML"):
         load_config(write(tmp_path, "train: {epochs: [1,\n"))
+
+
+def test_a_config_that_is_not_utf8_text_names_the_file(tmp_path):
+    png = tmp_path / "picture.yaml"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(
+        UserError, match=r"'.*picture\.yaml' is not UTF-8 text \(byte 0\); expected a UTF-8 YAML"
+    ):
+        load_config(png)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin1\.yaml' is not UTF-8 text \(byte 9\)"):
+        load_config(latin1)
+    assert load_config(write(tmp_path, "name: café\n")).name == "café"  # UTF-8 itself is fine
+
+
+def test_an_empty_config_points_to_the_examples(tmp_path):
+    for text in ("", "\n  \n", "# only a comment\n"):
+        with pytest.raises(UserError, match=r"c\.yaml' is empty; start from one of the configs in examples/"):
+            load_config(write(tmp_path, text))
+    assert load_config(None).name == "run"  # no file at all still means the defaults
+
+
+def test_training_keys_leave_out_what_does_not_change_training():
+    cfg = build_config({"heads": {"y": {"kind": "regression"}}, "data": {"options": {"n": 50}}})
+    keys = training_keys(cfg)
+    assert keys["seed"] == 42 and keys["train.optimizer.lr"] == 1e-3 and keys["data.options.n"] == 50
+    assert keys["heads.y.kind"] == "regression" and keys["data.split.seed"] == 0
+    for left_out in ("name", "output_dir", "seeds", "report.enabled", "train.progress", "train.threads"):
+        assert left_out not in keys
+    assert len(keys) > 40 and all(not isinstance(v, dict) for v in keys.values())
+
+
+def test_fingerprint_follows_training_keys_only():
+    base = build_config({})
+    same = build_config({"name": "x", "output_dir": "elsewhere", "seeds": [1, 2], "report": {"enabled": False},
+                         "train": {"progress": False, "threads": 2}})  # fmt: skip
+    assert training_fingerprint(base) == training_fingerprint(same) and len(training_fingerprint(base)) == 64
+    for change in ({"seed": 1}, {"train": {"batch_size": 64}}, {"model": {"init": "runs/a"}},
+                   {"data": {"options": {"n": 10}}}, {"train": {"device": "auto"}}):  # fmt: skip
+        assert training_fingerprint(build_config(change)) != training_fingerprint(base), change
+
+
+def test_training_difference_names_the_first_differing_training_key():
+    a = build_config({}).model_dump(mode="json")
+    b = build_config({"name": "other", "train": {"epochs": 3, "threads": 1}, "model": {"name": "mlp"}})
+    assert training_difference(a, b.model_dump(mode="json")) == ("model.name", "cnn_bn", "mlp")
+    assert training_difference(a, {**a, "name": "renamed", "output_dir": "x"}) is None
+    assert training_difference(a, {**a, "future_key": 1}) == ("future_key", None, 1)  # unknown keys count
 
 
 def test_split_ratios_must_sum_to_one():
