@@ -65,8 +65,9 @@ class DataConfig(Strict):
     size: tuple[int, int] | None = None
     channels: Literal[1, 3] | None = None
     split: SplitConfig = SplitConfig()
-    # standardize: per-channel mean/std of the training split only; scale: x / 255; none: as read
-    normalize: Literal["standardize", "scale", "none"] = "standardize"
+    # standardize: per-channel mean/std of the training split only; scale: x / 255; none: as read;
+    # imagenet: x / 255 then ImageNet's fixed mean/std (1 channel: the mean of the three)
+    normalize: Literal["standardize", "scale", "none", "imagenet"] = "standardize"
     # augmentation name -> its parameters, applied in this order to training batches
     augment: dict[str, dict[str, Any]] = {}
     skip_bad: bool = False
@@ -92,8 +93,8 @@ class HeadConfig(Strict):
 class ModelConfig(Strict):
     name: str = "cnn_bn"
     params: dict[str, Any] = {}
-    # transfer learning: backbone weights from an earlier run (its directory or a checkpoint file);
-    # the heads are always new, built for this config's targets
+    # transfer learning: backbone weights from an earlier run (its directory or a checkpoint file)
+    # or a torchvision/timm state dict (.pth, mapped by key names); heads are always new
     init: str | None = None
     freeze: list[str] = []  # stage names or patterns (``stem``, ``layer*``) whose weights stay fixed
 

@@ -24,3 +24,16 @@ def test_per_channel_and_scale_modes():
     assert float(scaled(imgs).max()) == 1.0
     floats = fit_normalizer(torch.rand(4, 1, 2, 2), "none")
     assert floats.scale == 1.0
+
+
+def test_imagenet_uses_the_fixed_statistics_and_their_mean_for_grey():
+    from smallvision.config import build_config
+    from smallvision.data.normalize import IMAGENET_MEAN, IMAGENET_STD
+
+    rgb = fit_normalizer(torch.randint(0, 256, (6, 3, 4, 4), dtype=torch.uint8), "imagenet")
+    assert rgb.mean == (0.485, 0.456, 0.406) and rgb.std == (0.229, 0.224, 0.225)
+    assert rgb.scale == 1 / 255  # the statistics are on the [0, 1] scale, not learned from the images
+    grey = fit_normalizer(torch.zeros(6, 1, 4, 4, dtype=torch.uint8), "imagenet")
+    assert np.isclose(grey.mean[0], np.mean(IMAGENET_MEAN)) and np.isclose(grey.std[0], np.mean(IMAGENET_STD))
+    assert np.isclose(float(grey(torch.zeros(1, 1, 1, 1, dtype=torch.uint8))), -0.449 / 0.226)
+    assert build_config({"data": {"normalize": "imagenet"}}).data.normalize == "imagenet"

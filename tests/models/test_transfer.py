@@ -31,7 +31,7 @@ def test_init_from_another_model_is_refused(tiny_config, tmp_path):
         "params": {"channels": [4, 8], "hidden": 32},
         "init": str(source.dir),
     }
-    with pytest.raises(UserError, match=r"model\.init .*does not fit model CNNSmall .*mis-shaped"):
+    with pytest.raises(UserError, match=r"model\.init .*does not fit model CNNSmall: 5 of another shape"):
         smallvision.run(tiny_config)
 
 

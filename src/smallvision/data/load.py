@@ -1,8 +1,9 @@
 """The data path every command shares: source string -> reader or builtin -> prepared ImageSet.
 
 A source string is ``scheme:location``: ``builtin:mnist-5k``, ``idx:data/mnist/``, ``folder:imgs/``.
-``builtin`` looks the name up in BUILTINS (the modules of :mod:`smallvision.data.builtins`); every
-other scheme is a file reader in SOURCES (:mod:`smallvision.data.readers`).
+``builtin`` looks the name up in BUILTINS (the modules of :mod:`smallvision.data.builtins`);
+``multi:`` combines several sources as named domains (:mod:`smallvision.data.multi`); every other
+scheme is a file reader in SOURCES (:mod:`smallvision.data.readers`).
 
 :func:`load_data` is what ``run``, ``resume``, ``lr-find`` and ``data preview`` load a config's data
 with, so that they all see the same images; ``data show`` calls :func:`load_source` alone (raw data).
@@ -40,6 +41,11 @@ def load_source(
             f"data.source {spec!r}: expected SCHEME:LOCATION, e.g. builtin:mnist-5k or idx:path/to/mnist"
         )
     scheme, location = spec.split(":", 1)
+    if scheme == "multi":
+        from smallvision.data.multi import read_multi
+
+        check_params(read_multi, options, "data.options", skip=("location", "seed", "skip_bad"))
+        return read_multi(location, seed=seed, skip_bad=skip_bad, **options)
     if scheme == "builtin":
         fn = BUILTINS.get(location)
         check_params(fn, options, "data.options", skip=("seed",))
@@ -66,5 +72,9 @@ def load_data(cfg: DataConfig) -> ImageSet:
     Returns:
         The whole dataset (before splitting), images (N, C, H, W) of the configured size and channels.
     """
-    data = load_source(cfg.source, cfg.options, seed=cfg.split.seed, skip_bad=cfg.skip_bad)
+    options = dict(cfg.options)
+    if cfg.source.startswith("multi:"):  # data.size / data.channels are the domains' common shape too
+        options.setdefault("size", list(cfg.size) if cfg.size else None)
+        options.setdefault("channels", cfg.channels)
+    data = load_source(cfg.source, options, seed=cfg.split.seed, skip_bad=cfg.skip_bad)
     return prepare_images(data, cfg.size, cfg.channels)

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
+# torchvision's / timm's ImageNet statistics (RGB, [0, 1] scale): the inputs pretrained weights saw
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 @dataclass(frozen=True)
 class Normalizer:
@@ -44,10 +48,17 @@ def fit_normalizer(train_images: torch.Tensor, method: str) -> Normalizer:
 
     Args:
         train_images: (N, C, H, W) uint8 or float.
-        method: "standardize" (mean/std), "scale" (uint8 / 255 only) or "none".
+        method: "standardize" (mean/std), "scale" (uint8 / 255 only), "none", or "imagenet":
+            the fixed ImageNet mean/std per channel (no statistics learned), for weights
+            pretrained on ImageNet; a 1-channel input takes the mean of the three means and of
+            the three stds, matching a conv1 whose RGB weights were summed (``model.init``).
     """
     c = train_images.shape[1]
     scale = 1.0 / 255.0 if train_images.dtype == torch.uint8 and method != "none" else 1.0
+    if method == "imagenet":
+        if c == 3:
+            return Normalizer(scale, IMAGENET_MEAN, IMAGENET_STD)
+        return Normalizer(scale, (sum(IMAGENET_MEAN) / 3,) * c, (sum(IMAGENET_STD) / 3,) * c)
     if method != "standardize":
         return Normalizer(scale, (0.0,) * c, (1.0,) * c)
     # float64 sums in chunks: exact enough and never a float32 copy of the whole set

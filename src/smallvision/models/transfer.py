@@ -1,7 +1,8 @@
 """Transfer learning: start a backbone from an earlier run's weights, and freeze stages.
 
-Only ``backbone.*`` weights are taken: the heads belong to the new task (other classes, other
-targets), so they are always freshly initialised.
+Only backbone weights are taken (a smallvision run's ``backbone.*``, or a torchvision / timm state
+dict mapped by key name, :mod:`smallvision.models.weights`): the heads belong to the new task (other
+classes, other targets), so they are always freshly initialised. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 from smallvision.errors import UserError
 from smallvision.models.base import Network
 from smallvision.models.freeze import freeze
-from smallvision.train.checkpoint import load_checkpoint
+from smallvision.models.weights import fit_weights, read_weights
 
 
 def checkpoint_path(source: str | Path) -> Path:
@@ -21,36 +22,30 @@ def checkpoint_path(source: str | Path) -> Path:
 
 
 def load_backbone(model: Network, source: str | Path, where: str = "model.init") -> int:
-    """Copy the backbone weights of the checkpoint at ``source`` into ``model``.
+    """Copy backbone weights from ``source`` into ``model`` (see :mod:`smallvision.models.weights`).
+
+    Args:
+        model: the network whose backbone receives the weights; its heads are left as built.
+        source: a run directory, a smallvision checkpoint, or a torchvision / timm state dict file.
+        where: the config key to name in errors.
 
     Returns:
         The number of tensors loaded.
 
     Raises:
-        UserError: the file is missing or corrupt, or its backbone does not match this model
-            (another family, other widths, another input shape).
+        UserError: the file is missing, not a PyTorch file, holds something other than weights, or
+            its keys or shapes do not match this backbone (another family, other widths, another stem).
     """
     path = checkpoint_path(source)
     if not path.is_file():
         raise UserError(
-            f"{where} {str(source)!r}: no checkpoint there (expected a run directory or a .pt file)"
+            f"{where} {str(source)!r}: no checkpoint there (expected a run directory, a .pt checkpoint "
+            "or a state-dict .pth file)"
         )
-    state = load_checkpoint(path)["model"]
-    backbone = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
-    own = model.backbone.state_dict()
-    missing = sorted(set(own) - set(backbone))
-    extra = sorted(set(backbone) - set(own))
-    wrong = [k for k in own if k in backbone and backbone[k].shape != own[k].shape]
-    if missing or extra or wrong:
-        first = (missing or extra or wrong)[0]
-        kind = "missing" if missing else "unexpected" if extra else "of another shape"
-        raise UserError(
-            f"{where} {str(path)!r}: its backbone does not fit model {type(model.backbone).__name__} "
-            f"({len(missing)} missing, {len(extra)} unexpected, {len(wrong)} mis-shaped tensors; "
-            f"e.g. {first!r} is {kind}); use a run of the same model, params and input size"
-        )
-    model.backbone.load_state_dict(backbone)
-    return len(backbone)
+    weights, kind = read_weights(path, where)
+    state, loaded = fit_weights(model.backbone, weights, f"{where} {str(path)!r} ({kind})")
+    model.backbone.load_state_dict(state)
+    return loaded
 
 
 def apply_transfer(model: Network, init: str | None, stages: list[str]) -> None:
