@@ -263,6 +263,6 @@ def _check_registered(name: str, params_json: str) -> None:
 
 @cache
 def _check_augment(augment_json: str) -> None:
-    from smallvision.data.augment import build_augment
+    from smallvision.data.augment.pipeline import build_augment
 
     build_augment(json.loads(augment_json))
