@@ -119,7 +119,7 @@ def test_cell_id_ignores_names_and_display_but_not_seed_or_lr():
             "name": "other",
             "output_dir": "/elsewhere",
             "report": {"enabled": False},
-            "train": {**BASE["train"], "progress": True},
+            "train": {**BASE["train"], "progress": True, "threads": 3},
         }
     )
     assert cell_id(cfg) == cell_id(same)

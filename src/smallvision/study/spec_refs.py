@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smallvision.config import RunConfig
+from smallvision.config import RunConfig, training_view
 from smallvision.errors import UserError
 
 if TYPE_CHECKING:
@@ -228,19 +228,10 @@ def resolve_cell(spec: Any, cell: Cell, lookup: Lookup) -> RunConfig:
     return cell_config(spec, cell, overrides)
 
 
-# keys of a resolved config that change no figure: names, where runs go, display (their one home)
-_NOT_RESULT_KEYS = (("name",), ("output_dir",), ("seeds",), ("report",), ("train", "progress"))
-
-
 def result_config(cfg: RunConfig) -> dict:
-    """The config as a JSON mapping without the keys that cannot change results."""
-    raw = cfg.model_dump(mode="json")
-    for path in _NOT_RESULT_KEYS:
-        node = raw
-        for part in path[:-1]:
-            node = node.get(part, {})
-        node.pop(path[-1], None)
-    return raw
+    """The config as a JSON mapping without the keys the schema marks as not affecting training
+    (``name``, ``output_dir``, ``seeds``, ``report``, ``train.progress``, ``train.threads``)."""
+    return training_view(cfg.model_dump(mode="json"))
 
 
 def cell_id(cfg: RunConfig, baseline: str | None = None) -> str:
