@@ -1,12 +1,11 @@
 """The typed run configuration: YAML + ``key.sub=value`` overrides -> frozen pydantic objects.
 
 Every error is a one-line UserError naming the file, the key path and what was expected,
-with a "did you mean" for typos, so that the CLI can print it and exit with code 2.
+with a "did you mean" for typos (``config_errors``), so that the CLI can print it and exit with code 2.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 
+from smallvision.config_errors import explain, field_model
 from smallvision.errors import UserError
 
 # marks a field that does not change what training computes: a checkpoint (resume) may differ in it,
@@ -249,7 +249,7 @@ def build_config(raw: dict, origin: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise UserError(f"{origin}: {explain(exc, raw)}") from None
+        raise UserError(f"{origin}: {explain(exc, RunConfig)}") from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunConfig:
@@ -280,7 +280,7 @@ def training_view(raw: Mapping[str, Any], model: type[BaseModel] = RunConfig) ->
         field = model.model_fields.get(key)
         if field is not None and not affects_training(field):
             continue
-        sub = _field_model(field.annotation) if field is not None else None
+        sub = field_model(field.annotation) if field is not None else None
         if sub is None or not isinstance(value, dict):
             out[key] = value
         elif "dict[" in str(field.annotation):  # e.g. heads: {name: HeadConfig}
@@ -328,72 +328,4 @@ def _first_difference(a: Mapping, b: Mapping, prefix: str) -> tuple[str, Any, An
                 return found
         elif x != y:
             return path, x, y
-    return None
-
-
-# ---------------------------------------------------------------- error messages
-
-
-_TYPE_WORDS = {
-    "int_parsing": "an integer",
-    "int_type": "an integer",
-    "int_from_float": "an integer",
-    "float_parsing": "a number",
-    "float_type": "a number",
-    "bool_parsing": "true or false",
-    "bool_type": "true or false",
-    "string_type": "a string",
-    "dict_type": "a mapping",
-    "list_type": "a list",
-    "tuple_type": "a list",
-    "model_type": "a mapping",
-}
-
-
-def explain(exc: ValidationError, raw: dict) -> str:
-    """The first validation error as ``key.path: what is wrong; what was expected``."""
-    err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"]]
-    key = ".".join(loc) or "(top)"
-    if err["type"] == "extra_forbidden":
-        return f"{key}: unknown key{_did_you_mean(loc)}"
-    value = err.get("input")
-    shown = repr(value) if not isinstance(value, dict) else "a mapping"
-    if err["type"] in _TYPE_WORDS:
-        return f"{key}: expected {_TYPE_WORDS[err['type']]}, got {shown}"
-    if err["type"] == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return f"{key}: got {shown}, expected one of {expected}"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"{key}: {msg} (got {shown})"
-
-
-def _did_you_mean(loc: list[str]) -> str:
-    """Suggest the closest valid field for an unknown key at ``loc``."""
-    model: Any = RunConfig
-    skip_key = False
-    for part in loc[:-1]:
-        if skip_key:  # a key of ``dict[str, Model]`` (e.g. a head's name)
-            skip_key = False
-            continue
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return ""
-        skip_key = "dict[" in str(field.annotation)
-        model = _field_model(field.annotation)
-    names = list(getattr(model, "model_fields", {}))
-    close = difflib.get_close_matches(loc[-1], names, n=1)
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    return f"; expected one of: {', '.join(names)}" if names else ""
-
-
-def _field_model(annotation: Any) -> Any:
-    """The pydantic model inside ``X``, ``X | None`` or ``dict[str, X]``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _field_model(arg)
-        if found is not None:
-            return found
     return None
