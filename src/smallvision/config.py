@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from smallvision.config_errors import explain, field_model
@@ -98,6 +98,11 @@ class ModelConfig(Strict):
     init: str | None = None
     freeze: list[str] = []  # stage names or patterns (``stem``, ``layer*``) whose weights stay fixed
 
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value  # ``freeze: "*"`` reads as it looks
+
 
 class OptimConfig(Strict):
     name: Literal["adam", "adamw", "sgd"] = "adamw"
@@ -108,14 +113,30 @@ class OptimConfig(Strict):
     grad_clip: float | None = Field(None, gt=0)
 
 
+class PlateauConfig(Strict):
+    """ReduceLROnPlateau on the early-stopping monitor: x ``factor`` after ``patience`` flat epochs."""
+
+    patience: int = Field(5, ge=0)
+    factor: float = Field(0.5, gt=0, lt=1)
+
+
 class ScheduleConfig(Strict):
     name: Literal["constant", "cosine", "step", "plateau", "onecycle"] = "cosine"
     warmup_epochs: float = Field(0.0, ge=0)
     alpha: float = Field(0.0, ge=0, le=1)  # cosine floor as a fraction of lr (study 000: 0.1)
     step_size: int = Field(10, ge=1)
     gamma: float = Field(0.1, gt=0, le=1)
-    patience: int = Field(5, ge=0)  # plateau
-    factor: float = Field(0.5, gt=0, lt=1)  # plateau
+    patience: int = Field(5, ge=0)  # name: plateau
+    factor: float = Field(0.5, gt=0, lt=1)  # name: plateau
+    # ReduceLROnPlateau on top of another curve (study 002: cosine with warmup + plateau)
+    plateau: PlateauConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_plateau(self) -> ScheduleConfig:
+        if self.name == "plateau" and self.plateau is not None:
+            raise ValueError("name plateau already is ReduceLROnPlateau (patience, factor); "
+                             "to combine it with a curve give that curve's name with plateau: {...}")  # fmt: skip
+        return self
 
 
 class EarlyStoppingConfig(Strict):
@@ -131,6 +152,13 @@ class MixConfig(Strict):
     name: Literal["none", "mixup", "cutmix"] = "none"
     alpha: float = Field(0.2, gt=0)
     prob: float = Field(1.0, ge=0, le=1)
+
+
+class UnfreezeStep(Strict):
+    """From ``epoch`` on (1-based, as in ``history.csv``) the named frozen stages train."""
+
+    epoch: int = Field(ge=1)
+    stages: list[str] = Field(min_length=1)  # names or patterns, as in model.freeze
 
 
 class TrainConfig(Strict):
@@ -150,6 +178,21 @@ class TrainConfig(Strict):
     threads: int | None = Field(None, ge=1, json_schema_extra=NOT_TRAINING)
     channels_last: bool = False
     progress: bool = Field(True, json_schema_extra=NOT_TRAINING)
+    # transfer learning (train/unfreeze.py, train/optim.py): stages of model.freeze released at an
+    # epoch, and lr multipliers per stage (names or patterns) relative to optimizer.lr
+    unfreeze: list[UnfreezeStep] = []
+    lr_mult: dict[str, float] = {}
+
+    @model_validator(mode="after")
+    def _stage_schedule_fits(self) -> TrainConfig:
+        late = [(i, u.epoch) for i, u in enumerate(self.unfreeze) if u.epoch > self.epochs]
+        if late:
+            i, epoch = late[0]
+            raise ValueError(f"unfreeze[{i}].epoch {epoch} is after the last epoch (epochs: {self.epochs})")
+        bad = {k: v for k, v in self.lr_mult.items() if not v > 0}
+        if bad:
+            raise ValueError(f"lr_mult {bad}: multipliers must be > 0 (model.freeze fixes a stage)")
+        return self
 
 
 class ReportConfig(Strict):

@@ -35,6 +35,7 @@ from smallvision.train.callbacks import Checkpoint, HistoryCSV, Progress
 from smallvision.train.events import Callback
 from smallvision.train.rng import seed_everything
 from smallvision.train.trainer import NonFiniteLoss, Split, Trainer, numpy_target
+from smallvision.train.unfreeze import check_stage_keys
 
 
 @dataclass
@@ -181,6 +182,7 @@ def prepare(cfg: RunConfig) -> Prepared:
         resolve_device(cfg.train.device)
     )
     apply_transfer(model, cfg.model.init, cfg.model.freeze)
+    check_stage_keys(model, cfg.train)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     meta = {

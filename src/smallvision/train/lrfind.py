@@ -98,7 +98,7 @@ def lr_range_test(
     batches = iterate_batches(trainer, train)
     for lr in lr_schedule(start_lr, end_lr, steps):
         for group in trainer.optimizer.param_groups:
-            group["lr"] = float(lr)
+            group["lr"] = float(lr) * group.get("lr_mult", 1.0)  # train.lr_mult ratios hold
         try:
             loss = trainer.train_step(train, next(batches))["loss"]
         except NonFiniteLoss:

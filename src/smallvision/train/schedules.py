@@ -2,6 +2,10 @@
 
 Warmup is linear from ~0 to 1 over ``warmup_epochs``; cosine then decays to ``alpha`` (the floor
 as a fraction of lr: study 000 decays 1e-3 to 1e-4, alpha = 0.1).
+
+ReduceLROnPlateau (``name: plateau``, or ``plateau: {...}`` on top of any curve) multiplies that
+curve by ``factor`` each time the monitor stops improving: ``lr = base * cuts * factor(step)``
+for every parameter group (each from its own base, so ``train.lr_mult`` ratios hold).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import math
 
 import torch
 
-from smallvision.config import ScheduleConfig
+from smallvision.config import PlateauConfig, ScheduleConfig
 
 
 def lr_factor(cfg: ScheduleConfig, step: int, steps_per_epoch: int, epochs: int) -> float:
@@ -31,7 +35,7 @@ def lr_factor(cfg: ScheduleConfig, step: int, steps_per_epoch: int, epochs: int)
             return 0.04 + 0.96 * step / peak
         progress = min(1.0, (step - peak) / max(1, total - peak))
         return cfg.alpha + (1 - cfg.alpha) * 0.5 * (1 + math.cos(math.pi * progress))
-    return 1.0  # constant, and plateau (which changes lr per epoch from the monitored metric)
+    return 1.0  # constant, and plateau (whose cuts step_plateau applies per epoch)
 
 
 def build_scheduler(
@@ -43,12 +47,21 @@ def build_scheduler(
     )
 
 
+def plateau_settings(cfg: ScheduleConfig) -> PlateauConfig | None:
+    """The ReduceLROnPlateau settings of a schedule: ``name: plateau`` (a constant curve) or ``plateau:``."""
+    if cfg.name == "plateau":
+        return PlateauConfig(patience=cfg.patience, factor=cfg.factor)
+    return cfg.plateau
+
+
 def build_plateau(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, mode: str):
-    """ReduceLROnPlateau for ``name: plateau``, stepped once per epoch with the monitored value."""
-    if cfg.name != "plateau":
+    """ReduceLROnPlateau when the schedule has one, stepped once per epoch with the monitored value."""
+    settings = plateau_settings(cfg)
+    if settings is None:
         return None
+    # eps 0: every cut counts, however small the lr the curve has reached (torch skips cuts < 1e-8)
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=mode, factor=cfg.factor, patience=cfg.patience
+        optimizer, mode=mode, factor=settings.factor, patience=settings.patience, eps=0.0
     )
 
 

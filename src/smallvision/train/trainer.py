@@ -34,9 +34,10 @@ from smallvision.train.ema import EMA
 from smallvision.train.events import BatchInfo, Callback, EpochRecord, Hooks
 from smallvision.train.inputs import InputPrep
 from smallvision.train.losses import build_losses
-from smallvision.train.optim import build_optimizer
+from smallvision.train.optim import build_optimizer, load_optimizer_state
 from smallvision.train.rng import rng_state, seed_everything, set_rng_state
 from smallvision.train.schedules import build_plateau, build_scheduler, step_plateau
+from smallvision.train.unfreeze import Unfreezing
 from smallvision.train.weighting import LossWeighting
 
 # the layout of state_dict(); a checkpoint of another layout is refused, not misread
@@ -110,6 +111,7 @@ class Trainer:
         self.gen = seed_everything(seed)  # shuffling, augmentation, mixing; dropout via the global RNG
         self.weighting = LossWeighting(self.heads, cfg.loss_weighting)
         self.optimizer = build_optimizer(model, cfg, self.weighting.parameters())
+        self.unfreezing = Unfreezing(model, cfg.unfreeze)  # stages released at an epoch's start
         self.ema = EMA(model, cfg.ema) if cfg.ema else None
         self.mode = monitor_mode(cfg.early_stopping.monitor, cfg.early_stopping.mode)
         self.plateau = build_plateau(self.optimizer, cfg.schedule, self.mode)
@@ -169,12 +171,13 @@ class Trainer:
         if state["scheduler"] is not None and self.scheduler is None:
             raise RuntimeError("Trainer.load_state_dict: call setup(train) first")
         load_model_state(self.model, state["model"], where)
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, state["optimizer"], where)
         for key, part in (("scheduler", self.scheduler), ("plateau", self.plateau), ("ema", self.ema)):
             if state.get(key) is not None and part is not None:
                 part.load_state_dict(state[key])
         self.weighting.load_state_dict(state["weighting"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.unfreezing.apply(self.model, self.epoch)  # the trainable set of the epoch saved
         self.elapsed = float(state.get("elapsed", 0.0))
         self.history = [dict(row) for row in state["history"]]
         self.best.load_state_dict(state["early_stopping"])
@@ -233,6 +236,7 @@ class Trainer:
     def _run_epoch(self, train: Split, val: Split | None) -> EpochRecord:
         """One epoch: its batches, validation, the early-stopping decision, and its history row."""
         start = time.perf_counter()
+        self.unfreezing.apply(self.model, self.epoch + 1)
         self.model.train()
         sums: dict[str, float] = {}
         batches = self.batches(train)
