@@ -169,3 +169,37 @@ def test_resume_refuses_a_checkpoint_of_another_config(uninterrupted, tmp_path):
     (copy_dir / "config.yaml").write_text(text)
     with pytest.raises(UserError, match=r"train\.batch_size is 64 there but 32 here"):
         resume(copy_dir)
+
+
+# transfer learning: stem and stage1 frozen, stem released at epoch 2 and stage1 at 3, each stage
+# at its own lr, cosine with warmup and ReduceLROnPlateau together
+FINETUNE = {
+    "model": {**RECIPE["model"], "freeze": ["stem", "stage1"]},
+    "train": {
+        **RECIPE["train"],
+        "unfreeze": [{"epoch": 2, "stages": ["stem"]}, {"epoch": 3, "stages": ["stage1"]}],
+        "lr_mult": {"stem": 0.1, "stage1": 0.3},
+        "schedule": {"name": "cosine", "warmup_epochs": 1, "plateau": {"patience": 0, "factor": 0.5}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_finetune(tmp_path_factory):
+    root = tmp_path_factory.mktemp("finetune")
+    return run_config(build_config({**_config(root, "runs"), **FINETUNE})).dir
+
+
+@pytest.mark.parametrize("epoch", [1, 3])  # last.pt before the first unfreeze, and after both
+def test_resume_across_an_unfreeze_epoch_gives_identical_metrics(uninterrupted_finetune, tmp_path, epoch):
+    cfg = build_config({**_config(tmp_path, "runs"), **FINETUNE})
+    with pytest.raises(KeyboardInterrupt):
+        run_config(cfg, callbacks=[Interrupt(epoch)])
+    run_dir = _only_run(tmp_path / "runs")
+    last = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert last["epoch"] == epoch
+    groups = [g["group"] for g in last["optimizer"]["param_groups"]]
+    assert groups == ["default", "stem", "stage1", "extra"]  # extra: the uncertainty log-variances
+    result = resume(run_dir)
+    assert result.model.frozen_stages == ()
+    assert_same_run(uninterrupted_finetune, run_dir)
