@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from torch import nn
 
 from smallvision.config import TrainConfig, UnfreezeStep
-from smallvision.errors import UserError
 from smallvision.models.freeze import resolve_stages, unfreeze
 from smallvision.train.optim import stage_multipliers
 
@@ -31,23 +30,16 @@ class Unfreezing:
         steps: the ``train.unfreeze`` entries.
 
     Raises:
-        UserError: a name or pattern matches no stage of the model (the message lists them), or a
-            step matches no stage that ``model.freeze`` froze.
+        UserError: a name or pattern matches no stage of the model (the message lists them).
     """
 
     def __init__(self, model: nn.Module, steps: Sequence[UnfreezeStep]) -> None:
-        self.plan: list[tuple[int, list[str]]] = []
-        frozen = set(getattr(model, "frozen_stages", ()))
-        for i, step in enumerate(steps):
-            where = f"train.unfreeze[{i}].stages"
-            stages = resolve_stages(model, step.stages, where)
-            if not frozen & set(stages):
-                have = ", ".join(sorted(frozen)) or "none"
-                raise UserError(
-                    f"{where}: {', '.join(stages)} not frozen (frozen by model.freeze: {have}); "
-                    "unfreeze releases stages that model.freeze fixed"
-                )
-            self.plan.append((step.epoch, stages))
+        # a stage that is not frozen is released as a no-op: a study axis over model.freeze
+        # (including "none") can share one unfreeze schedule
+        self.plan: list[tuple[int, list[str]]] = [
+            (step.epoch, resolve_stages(model, step.stages, f"train.unfreeze[{i}].stages"))
+            for i, step in enumerate(steps)
+        ]
 
     def due(self, epoch: int) -> list[str]:
         """The stages released by the start of ``epoch`` (1-based), in plan order, without repeats."""
