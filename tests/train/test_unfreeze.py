@@ -5,12 +5,17 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from torch import nn
 
-from smallvision.config import build_config
+from smallvision.config import HeadConfig, build_config
 from smallvision.errors import UserError
+from smallvision.models.build import build_model
+from smallvision.models.transfer import apply_transfer
 from smallvision.study.run import make_trainer, prepare, run_config
 from smallvision.train.events import Callback
+from smallvision.train.optim import stage_multipliers
+from smallvision.train.unfreeze import Unfreezing, check_stage_keys
 
 BN_MODEL = {"name": "cnn_small", "params": {"channels": [8, 16], "hidden": 32, "batch_norm": True}}
 
@@ -161,3 +166,26 @@ def test_unknown_or_doubly_matched_stages_are_one_line_errors_before_any_run_dir
 def test_bad_stage_settings_in_the_config(tiny_config, train, message):
     with pytest.raises(UserError, match=message):
         build_config({**tiny_config, "train": {**tiny_config["train"], **train}})
+
+
+def _yaml_blocks(text, needle):
+    blocks = text.split("```yaml\n")[1:]
+    return [yaml.safe_load(b.split("```")[0]) for b in blocks if needle in b.split("```")[0]]
+
+
+def test_the_fine_tuning_examples_in_docs_training_md_are_valid():
+    text = (Path(__file__).parents[2] / "docs" / "training.md").read_text()
+    (tuning,) = _yaml_blocks(text, "unfreeze:")
+    cfg = build_config(tuning)
+    net = build_model(cfg.model.name, cfg.model.params, (1, 28, 28), {"label": HeadConfig(classes=10)})
+    apply_transfer(net, None, cfg.model.freeze)  # the example's init file is the user's
+    check_stage_keys(net, cfg.train)
+    assert stage_multipliers(net, cfg.train.lr_mult) == {
+        "stem": 0.1,
+        "layer1": 0.1,
+        "layer2": 0.3,
+        "layer3": 0.3,
+    }
+    assert Unfreezing(net, cfg.train.unfreeze).due(8) == ["layer2", "stem", "layer1", "layer3", "layer4"]
+    (combined,) = _yaml_blocks(text, "plateau: {")
+    assert build_config(combined).train.schedule.plateau.patience == 3
