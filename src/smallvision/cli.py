@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from smallvision.errors import UserError
+
+if TYPE_CHECKING:
+    from smallvision.rundir import MetricsRecord
+    from smallvision.study.group import GroupResult
+    from smallvision.study.run import RunResult
 
 app = typer.Typer(
     name="smallvision",
@@ -31,12 +36,12 @@ app.add_typer(data_app, name="data")
 Overrides = Annotated[list[str] | None, typer.Argument(help="key.path=value overrides, e.g. train.epochs=3")]
 
 
-def _headline(metrics: dict) -> str:
+def _headline(metrics: MetricsRecord) -> str:
     from smallvision.evaluate.metrics import HEADLINE
 
     parts = []
-    for head, m in metrics.get("test", {}).items():
-        kind = metrics["heads"][head]["kind"]
+    for head, m in metrics.test.items():
+        kind = metrics.heads[head].kind
         names = ["accuracy", "macro_f1"] if kind == "classification" else [HEADLINE[kind][0]]
         parts += [f"{head}/{n} {m[n]:.4f}" for n in names if n in m]
     return "  ".join(parts)
@@ -47,26 +52,28 @@ def run(
     config: Annotated[Path, typer.Argument(help="YAML config file")], overrides: Overrides = None
 ) -> None:
     """Train, evaluate and report one run (one run per seed when the config lists seeds)."""
-    from smallvision.study.run import run as run_api
+    from smallvision.study.api import run as run_api
 
     result = run_api(str(config), **dict(_split(o) for o in overrides or []))
     _print_result(result)
 
 
-def _print_result(result) -> None:
+def _print_result(result: RunResult | GroupResult) -> None:
     """The run directory and headline; for a seed group each member, the ensemble and its gain."""
-    members = getattr(result, "members", None)
-    if members is None:
+    from smallvision.study.group import GroupResult
+
+    seconds = f"(train {result.metrics.train_seconds or 0.0:.1f} s)"
+    if not isinstance(result, GroupResult):
         typer.echo(f"run directory: {result.dir}")
-        typer.echo(f"test: {_headline(result.metrics)}  (train {result.metrics['train_seconds']:.1f} s)")
+        typer.echo(f"test: {_headline(result.metrics)}  {seconds}")
         return
     typer.echo(f"group directory: {result.dir}")
-    for m in members:
+    for m in result.members:
         typer.echo(f"  {m.dir.name}: {_headline(m.metrics)}")
-    typer.echo(f"ensemble test: {_headline(result.metrics)}  (train {result.metrics['train_seconds']:.1f} s)")
+    typer.echo(f"ensemble test: {_headline(result.metrics)}  {seconds}")
     gains = [
-        f"{h}/{n} {g[n]['over_best']:+.4f} / {g[n]['over_mean']:+.4f}"
-        for h, g in result.metrics["gain"].items()
+        f"{h}/{n} {g[n].over_best:+.4f} / {g[n].over_mean:+.4f}"
+        for h, g in result.metrics.gain.items()
         for n in ("accuracy", "mae", "mse")
         if n in g
     ]
@@ -203,9 +210,9 @@ def predict(
     ] = None,
 ) -> None:
     """Predict every head on new images with the run's own preprocessing; CSV with probabilities."""
-    from smallvision.study.inference import load_run, predict_files, predictions_csv
+    from smallvision.study.inference import load_model, predict_files, predictions_csv
 
-    loaded = load_run(run_dir)
+    loaded = load_model(run_dir)
     names, outputs = predict_files(loaded, paths)
     text = predictions_csv(loaded, names, outputs)
     if out is None:

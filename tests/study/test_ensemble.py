@@ -9,7 +9,9 @@ import pytest
 
 import smallvision
 from smallvision.errors import UserError
-from smallvision.study.ensemble import GroupResult, ensemble_runs, gains
+from smallvision.rundir import SCHEMA_VERSION, load_run
+from smallvision.study.ensemble import ensemble_runs, gains
+from smallvision.study.group import GroupResult
 from smallvision.study.resume import resume
 
 
@@ -33,7 +35,10 @@ def test_a_seed_group_writes_members_and_ensemble(group):
     assert [m.config.seed for m in group.members] == [1, 2]
     assert (group.dir / "config.yaml").is_file()
     on_disk = json.loads((group.dir / "ensemble" / "metrics.json").read_text())
-    assert on_disk["test"] == group.metrics["test"] and set(on_disk["members"]) == {"seed-1", "seed-2"}
+    assert (on_disk["schema_version"], on_disk["kind"]) == (SCHEMA_VERSION, "ensemble")
+    assert on_disk["splits"]["test"] == group.metrics.test and set(on_disk["members"]) == {"seed-1", "seed-2"}
+    record = load_run(group.dir).metrics  # the group's own record: its status and members
+    assert (record.kind, record.status, list(record.members)) == ("group", "completed", ["seed-1", "seed-2"])
     member_probs = []
     for m in group.members:
         with np.load(m.dir / "predictions.npz") as p:
@@ -43,16 +48,12 @@ def test_a_seed_group_writes_members_and_ensemble(group):
         assert np.array_equal(e["test/index"], test_index)
         assert np.allclose(e["test/label/prob"], np.mean(member_probs, axis=0), atol=1e-7)
         acc = float((e["test/label/prob"].argmax(1) == e["test/label/y_true"]).mean())
-    assert group.metrics["test"]["label"]["accuracy"] == pytest.approx(acc)
-    g = group.metrics["gain"]["label"]["accuracy"]
-    accs = [m.metrics["test"]["label"]["accuracy"] for m in group.members]
-    assert g["best_member"] == max(accs) and g["mean_member"] == pytest.approx(np.mean(accs))
-    assert g["over_best"] == pytest.approx(acc - max(accs)) and g["over_mean"] == pytest.approx(
-        acc - np.mean(accs)
-    )
-    assert group.metrics["train_seconds"] == pytest.approx(
-        sum(m.metrics["train_seconds"] for m in group.members)
-    )
+    assert group.metrics.test["label"]["accuracy"] == pytest.approx(acc)
+    g = group.metrics.gain["label"]["accuracy"]
+    accs = [m.metrics.test["label"]["accuracy"] for m in group.members]
+    assert g.best_member == max(accs) and g.mean_member == pytest.approx(np.mean(accs))
+    assert g.over_best == pytest.approx(acc - max(accs)) and g.over_mean == pytest.approx(acc - np.mean(accs))
+    assert group.metrics.train_seconds == pytest.approx(sum(m.metrics.train_seconds for m in group.members))
 
 
 def test_identical_members_make_an_ensemble_equal_to_the_member(group, tmp_path):
@@ -62,10 +63,10 @@ def test_identical_members_make_an_ensemble_equal_to_the_member(group, tmp_path)
         shutil.copytree(source, tmp_path / f"seed-{i}")
         dirs.append(tmp_path / f"seed-{i}")
     result = ensemble_runs(dirs, tmp_path / "ensemble")
-    member = json.loads((source / "metrics.json").read_text())
-    assert result["test"] == member["test"] and result["val"] == member["val"]
-    for v in result["gain"]["label"].values():
-        assert v["over_best"] == 0 and v["over_mean"] == pytest.approx(0, abs=1e-12)
+    member = load_run(source).metrics
+    assert result.test == member.test and result.val == member.val
+    for v in result.gain["label"].values():
+        assert v.over_best == 0 and v.over_mean == pytest.approx(0, abs=1e-12)
     with np.load(source / "predictions.npz") as a, np.load(tmp_path / "ensemble" / "predictions.npz") as b:
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
@@ -100,13 +101,13 @@ def test_soft_voting_and_mean_regression_by_hand(tmp_path):
     _fake_member(tmp_path / "m1", index, p1, np.array([0.1, 0.5, 0.9], np.float32), y, t)
     _fake_member(tmp_path / "m2", index, p2, np.array([0.3, 0.7, 0.7], np.float32), y, t)
     result = ensemble_runs([tmp_path / "m1", tmp_path / "m2"], tmp_path / "ens")
-    assert result["test"]["a"]["accuracy"] == 1.0  # each member gets 2 of 3 right
-    assert result["gain"]["a"]["accuracy"]["over_best"] == pytest.approx(1 / 3)
+    assert result.test["a"]["accuracy"] == 1.0  # each member gets 2 of 3 right
+    assert result.gain["a"]["accuracy"].over_best == pytest.approx(1 / 3)
     # regression mean: (0.2, 0.6, 0.8) vs truth (0.2, 0.5, 0.8): MAE 0.1 / 3
-    assert result["test"]["c"]["mae"] == pytest.approx(0.1 / 3, abs=1e-7)
-    best_mae = min(result["gain"]["c"]["mae"]["best_member"], 1.0)
+    assert result.test["c"]["mae"] == pytest.approx(0.1 / 3, abs=1e-7)
+    best_mae = min(result.gain["c"]["mae"].best_member, 1.0)
     assert best_mae == pytest.approx(0.2 / 3, abs=1e-7)
-    assert result["gain"]["c"]["mae"]["over_best"] == pytest.approx(0.1 / 3, abs=1e-7)  # lower is better
+    assert result.gain["c"]["mae"].over_best == pytest.approx(0.1 / 3, abs=1e-7)  # lower is better
 
 
 def test_members_with_different_test_samples_are_refused(tmp_path):
@@ -122,7 +123,7 @@ def test_gains_point_the_right_way():
     ens = {"h": {"accuracy": 0.8, "mae": 0.1}}
     members = [{"h": {"accuracy": 0.7, "mae": 0.2}}, {"h": {"accuracy": 0.75, "mae": 0.15}}]
     g = gains(ens, members)["h"]
-    assert g["accuracy"]["over_best"] == pytest.approx(0.05) and g["mae"]["over_best"] == pytest.approx(0.05)
+    assert g["accuracy"].over_best == pytest.approx(0.05) and g["mae"].over_best == pytest.approx(0.05)
 
 
 def test_resume_finishes_a_group_and_recomputes_the_ensemble(group, tmp_path):
@@ -134,8 +135,8 @@ def test_resume_finishes_a_group_and_recomputes_the_ensemble(group, tmp_path):
     shutil.rmtree(copy_dir / "ensemble")
     result = resume(copy_dir)
     assert isinstance(result, GroupResult) and result.dir == copy_dir
-    assert result.metrics["test"] == group.metrics["test"]
-    assert result.members[1].metrics["test"] == group.members[1].metrics["test"]
+    assert result.metrics.test == group.metrics.test
+    assert result.members[1].metrics.test == group.members[1].metrics.test
 
 
 def test_cli_prints_the_group_directory_and_the_ensemble_headline(group, tmp_path, monkeypatch, capsys):
@@ -156,7 +157,7 @@ def test_cli_prints_the_group_directory_and_the_ensemble_headline(group, tmp_pat
 
 def test_member_configs_share_data_and_split():
     from smallvision.config import build_config
-    from smallvision.study.ensemble import member_config
+    from smallvision.study.group import member_config
 
     cfg = build_config({"seeds": [4, 5], "data": {"split": {"seed": 9}}})
     members = [member_config(cfg, s) for s in cfg.seeds]

@@ -12,7 +12,7 @@ from PIL import Image
 import smallvision
 from smallvision.data.load import load_source
 from smallvision.errors import UserError
-from smallvision.study.inference import load_run, predict_images, predictions_csv
+from smallvision.study.inference import load_model, predict_images, predictions_csv
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def finished_run(tmp_path_factory):
 
 
 def test_loaded_run_reproduces_saved_test_predictions(finished_run):
-    loaded = load_run(finished_run.dir)
+    loaded = load_model(finished_run.dir)
     data = load_source("builtin:digits")
     saved = np.load(finished_run.dir / "predictions.npz")
     idx = saved["test/index"]
@@ -85,11 +85,11 @@ def test_unreadable_file_is_named(finished_run, tmp_path):
 
 def test_missing_run_dir_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not found"):
-        load_run(tmp_path / "nope")
+        load_model(tmp_path / "nope")
 
 
 def test_csv_layout_for_regression_heads(finished_run):
-    loaded = load_run(finished_run.dir)
+    loaded = load_model(finished_run.dir)
     text = predictions_csv(
         loaded, ["a", "b"], {"label": np.array([[0.9] + [0.1 / 9] * 9, [0.0] * 9 + [1.0]])}
     )
@@ -109,7 +109,7 @@ def test_fixed_permutation_is_applied_to_new_images(tmp_path):
         "report": {"enabled": False},
     }
     result = smallvision.run(cfg)
-    loaded = load_run(result.dir)
+    loaded = load_model(result.dir)
     saved = np.load(result.dir / "predictions.npz")
     data = load_source("builtin:digits")
     out = predict_images(loaded, data.images[saved["test/index"]])

@@ -14,6 +14,7 @@ import torch
 
 from smallvision.config import build_config
 from smallvision.errors import UserError
+from smallvision.rundir import load_run
 from smallvision.study.resume import resume
 from smallvision.study.run import run_config
 from smallvision.train.checkpoint import load_checkpoint
@@ -80,10 +81,10 @@ def _history(run_dir):
 
 def assert_same_run(a, b):
     """Identical figures: metrics, history (but the timings) and predictions."""
-    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
-    assert ma["status"] == mb["status"] == "completed"
-    for key in ("test", "val", "best_epoch", "epochs_run", "stopped_early"):
-        assert ma[key] == mb[key], key
+    ma, mb = (load_run(d).metrics for d in (a, b))
+    assert ma.status == mb.status == "completed"
+    for key in ("splits", "best_epoch", "epochs_run", "stopped_early"):
+        assert getattr(ma, key) == getattr(mb, key), key
     assert _history(a) == _history(b)
     with np.load(a / "predictions.npz") as pa, np.load(b / "predictions.npz") as pb:
         assert sorted(pa.files) == sorted(pb.files)
@@ -136,8 +137,9 @@ def test_ctrl_c_saves_a_record_and_resume_finishes_identically(uninterrupted, tm
     with pytest.raises(KeyboardInterrupt):
         run_config(build_config(_config(tmp_path, "runs")), callbacks=[Interrupt(epoch)])
     run_dir = _only_run(tmp_path / "runs")
-    record = json.loads((run_dir / "metrics.json").read_text())
-    assert record == {"status": "interrupted", "epochs_run": epoch, "resume": f"smallvision resume {run_dir}"}
+    record = load_run(run_dir).metrics
+    assert (record.status, record.epochs_run) == ("interrupted", epoch)
+    assert record.resume == f"smallvision resume {run_dir}" and not record.splits
     assert "smallvision resume" in capsys.readouterr().err
     assert (run_dir / "checkpoints" / "last.pt").exists() == (epoch > 0)
     torch.manual_seed(1234)  # whatever ran before in this process must not matter

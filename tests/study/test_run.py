@@ -11,6 +11,7 @@ import smallvision
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import compute_metrics
 from smallvision.evaluate.predict import predict, to_outputs
+from smallvision.rundir import SCHEMA_VERSION, load_run
 from smallvision.train.checkpoint import load_checkpoint
 
 
@@ -26,16 +27,23 @@ def test_tiny_run_writes_the_whole_run_directory(tiny_config):
         "checkpoints/best.pt",
     ):
         assert (d / name).is_file(), name
-    metrics = json.loads((d / "metrics.json").read_text())
-    assert set(metrics["test"]) == {"label"}
-    acc = metrics["test"]["label"]["accuracy"]
+    on_disk = json.loads((d / "metrics.json").read_text())
+    assert (on_disk["schema_version"], on_disk["kind"], on_disk["status"]) == (
+        SCHEMA_VERSION,
+        "run",
+        "completed",
+    )
+    metrics = load_run(d).metrics
+    assert metrics.to_dict() == on_disk and metrics == result.metrics
+    assert set(metrics.test) == {"label"}
+    acc = metrics.test["label"]["accuracy"]
     assert 0.5 < acc <= 1.0  # 8x8 digits: far above the 10% of chance after 3 epochs
-    assert metrics["train_seconds"] > 0
+    assert metrics.train_seconds > 0
     env = json.loads((d / "env.json").read_text())
     assert env["seed"] == 3 and len(env["data_fingerprint"]) == 64 and env["packages"]["torch"]
     with (d / "history.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == metrics["epochs_run"] == 3
+    assert len(rows) == metrics.epochs_run == 3
     assert {"train/loss", "val/loss", "val/label/accuracy", "lr", "seconds"} <= set(rows[0])
     # the saved predictions reproduce the saved accuracy
     p = np.load(d / "predictions.npz")
@@ -48,10 +56,10 @@ def test_best_epoch_val_figure_equals_a_fresh_evaluation(tiny_config):
     result = smallvision.run(tiny_config)
     with (result.dir / "history.csv").open() as f:
         rows = list(csv.DictReader(f))
-    best = rows[result.metrics["best_epoch"] - 1]
+    best = rows[result.metrics.best_epoch - 1]
     logged = float(best["val/label/accuracy"])
     assert logged == max(float(r["val/label/accuracy"]) for r in rows)
-    assert np.isclose(result.metrics["val"]["label"]["accuracy"], logged)
+    assert np.isclose(result.metrics.val["label"]["accuracy"], logged)
     # and again from the checkpoint on disk, through the public predict/metrics code
     ckpt = load_checkpoint(result.dir / "checkpoints" / "best.pt")
     model = result.model
@@ -76,13 +84,13 @@ def test_same_seed_same_numbers_and_no_overwrite(tiny_config):
     a = smallvision.run(tiny_config)
     b = smallvision.run(tiny_config)
     assert a.dir != b.dir and a.dir.exists() and b.dir.exists()
-    assert a.metrics["test"] == b.metrics["test"]
-    assert a.metrics["val"] == b.metrics["val"]
+    assert a.metrics.test == b.metrics.test
+    assert a.metrics.val == b.metrics.val
 
 
 def test_overrides_as_keyword_arguments(tiny_config):
     result = smallvision.run(tiny_config, **{"train.epochs": 1, "name": "kw"})
-    assert result.metrics["epochs_run"] == 1 and result.dir.name.startswith("kw-")
+    assert result.metrics.epochs_run == 1 and result.dir.name.startswith("kw-")
 
 
 def test_label_outside_declared_classes_is_a_user_error(tiny_config):

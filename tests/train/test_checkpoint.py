@@ -58,9 +58,7 @@ def test_last_checkpoint_holds_the_whole_trainer_state(tiny_config):
     assert last["plateau"] is not None and last["scheduler"]["last_epoch"] == last["step"]
     assert last["epoch"] == 3 and len(last["history"]) == 3
     es = last["early_stopping"]
-    assert (
-        es["best_epoch"] == result.metrics["best_epoch"] and es["best_state"].keys() == last["model"].keys()
-    )
+    assert es["best_epoch"] == result.metrics.best_epoch and es["best_state"].keys() == last["model"].keys()
     assert last["config"]["model"]["name"] == "cnn_small" and "normalizer" in last
 
 

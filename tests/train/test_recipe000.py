@@ -42,7 +42,7 @@ def test_study_000_recipe_improves_every_head_on_chance(tmp_path):
                              "fusion_width": 128},
         },
     )  # fmt: skip
-    test = result.metrics["test"]
+    test = result.metrics.test
     with np.load(result.dir / "predictions.npz") as p:
         majority = {h: np.bincount(p[f"test/{h}/y_true"]).max() / len(p[f"test/{h}/y_true"]) for h in "AB"}
         c_true = p["test/C/y_true"]

@@ -2,7 +2,6 @@
 
 import copy
 import csv
-import json
 import sys
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 import torch
 
 from smallvision.config import build_config
+from smallvision.rundir import load_run
 from smallvision.study.run import TrainingFailed, make_trainer, prepare, run_config
 from smallvision.train.checkpoint import load_checkpoint
 from smallvision.train.events import Callback
@@ -38,15 +38,13 @@ def test_early_stopping_restores_the_best_epoch(tiny_config):
     snaps = Snapshots()
     result = run_config(build_config(tiny_config), callbacks=[snaps])
     m = result.metrics
-    assert (m["best_epoch"], m["epochs_run"], m["stopped_early"]) == (1, 3, True)
+    assert (m.best_epoch, m.epochs_run, m.stopped_early) == (1, 3, True)
     final = result.model.state_dict()
     assert all(torch.equal(final[k], snaps.states[1][k]) for k in final)
     assert not all(torch.equal(final[k], snaps.states[3][k]) for k in final)
     best = load_checkpoint(result.dir / "checkpoints" / "best.pt")
     assert best["epoch"] == 1 and all(torch.equal(best["model"][k], final[k]) for k in final)
-    assert m["val"]["label"]["accuracy"] == pytest.approx(
-        float(_history(result.dir)[0]["val/label/accuracy"])
-    )
+    assert m.val["label"]["accuracy"] == pytest.approx(float(_history(result.dir)[0]["val/label/accuracy"]))
 
 
 def test_early_stopping_on_a_loss_stops_when_it_stops_falling(tiny_config):
@@ -54,7 +52,7 @@ def test_early_stopping_on_a_loss_stops_when_it_stops_falling(tiny_config):
         epochs=8, early_stopping={"monitor": "val/label/loss", "patience": 1, "min_delta": 10}
     )
     result = run_config(build_config(tiny_config))
-    assert (result.metrics["best_epoch"], result.metrics["epochs_run"]) == (1, 2)
+    assert (result.metrics.best_epoch, result.metrics.epochs_run) == (1, 2)
 
 
 class PoisonHead(Callback):
@@ -72,9 +70,9 @@ def test_nan_guard_stops_names_the_head_and_keeps_the_last_good_checkpoint(tiny_
     with pytest.raises(TrainingFailed, match=rf"head 'label' at epoch 2, step {steps + 3}") as info:
         run_config(cfg, callbacks=[PoisonHead()])
     run_dir = info.value.dir
-    record = json.loads((run_dir / "metrics.json").read_text())
-    assert record["status"] == "failed" and record["head"] == "label" and record["epoch"] == 2
-    assert "non-finite training loss" in record["error"]
+    record = load_run(run_dir).metrics
+    assert record.status == "failed" and record.failure.head == "label" and record.failure.epoch == 2
+    assert "non-finite training loss" in record.error
     last = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert last["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
@@ -105,14 +103,14 @@ def test_ema_weights_are_evaluated_and_checkpointed(tiny_config):
     last = load_checkpoint(result.dir / "checkpoints" / "last.pt")
     assert best["ema"] is True and last["ema"]["updates"] == last["step"]
     # the best checkpoint and the final model hold the EMA of the best epoch, not the raw weights
-    epoch = result.metrics["best_epoch"]
+    epoch = result.metrics.best_epoch
     assert all(torch.equal(best["model"][k], snaps.states[epoch][k]) for k in best["model"])
     raw_last = last["model"]
     shadow_last = last["ema"]["shadow"]
     assert any(
         not torch.equal(raw_last[k], shadow_last[k]) for k in raw_last if raw_last[k].is_floating_point()
     )
-    assert result.metrics["test"]["label"]["accuracy"] > 0.3
+    assert result.metrics.test["label"]["accuracy"] > 0.3
 
 
 def test_ema_update_by_hand():
@@ -133,7 +131,7 @@ def test_ema_update_by_hand():
 def test_bf16_autocast_trains(tiny_config):
     tiny_config["train"]["precision"] = "bf16"
     result = run_config(build_config(tiny_config))
-    assert result.metrics["test"]["label"]["accuracy"] > 0.3  # chance is 0.1
+    assert result.metrics.test["label"]["accuracy"] > 0.3  # chance is 0.1
 
 
 def test_uncertainty_weighting_learns_log_variances_and_logs_weighted_losses(tiny_config):
@@ -191,4 +189,4 @@ def test_reconstruction_target_is_clean_and_masked_loss_uses_the_mask(tiny_confi
     assert not torch.allclose(target[mask.expand_as(x)], torch.tensor(hidden))  # the target keeps them
     assert torch.equal(x[~mask.expand_as(x)], target[~mask.expand_as(x)])  # visible pixels: the same
     result = run_config(build_config(tiny_config))
-    assert result.metrics["test"]["image"]["mse"] < 1.0  # standardised pixels: predicting 0 gives ~1
+    assert result.metrics.test["image"]["mse"] < 1.0  # standardised pixels: predicting 0 gives ~1

@@ -14,8 +14,8 @@ import numpy as np
 
 from smallvision.report import checks as ck
 from smallvision.report import figures
-from smallvision.report.rundir import RunFiles
 from smallvision.report.tables import Cell, Image, Table, format_value
+from smallvision.rundir import MetricsRecord, Run
 
 SPLITS = ("test", "val")
 # pixel errors beyond this many are thinned evenly before the histogram
@@ -46,26 +46,32 @@ class HeadReport:
     details: list[Table] = field(default_factory=list)
 
 
-def head_names(run: RunFiles) -> list[str]:
+def head_names(run: Run) -> list[str]:
     """Heads in the order metrics.json lists them, then any only found in predictions."""
     names: dict[str, None] = {}
-    metrics = run.metrics or {}
-    for source in (metrics.get("heads"), metrics.get("test"), metrics.get("val")):
-        if isinstance(source, dict):
-            names.update((h, None) for h in source)
+    metrics = run.metrics or MetricsRecord("completed")
+    for source in (metrics.heads, metrics.test, metrics.val):
+        names.update((h, None) for h in source)
     for split in SPLITS:
-        names.update((h, None) for h in run.predictions.get(split, {}))
+        names.update((h, None) for h in (run.predictions.arrays.get(split, {}) if run.predictions else {}))
     return list(names)
 
 
-def _head_info(run: RunFiles, head: str) -> tuple[str, list[str] | None]:
+def _arrays(run: Run, split: str, head: str) -> dict[str, np.ndarray]:
+    return run.predictions.head(split, head) if run.predictions else {}
+
+
+def _reported(run: Run, split: str, head: str) -> dict[str, Any] | None:
+    return run.metrics.splits.get(split, {}).get(head) if run.metrics else None
+
+
+def _head_info(run: Run, head: str) -> tuple[str, list[str] | None]:
     """(kind, class names) from metrics.json, else guessed from the prediction arrays."""
-    metrics = run.metrics or {}
-    info = (metrics.get("heads") or {}).get(head) or {}
-    kind, classes = info.get("kind"), info.get("classes")
+    info = run.metrics.heads.get(head) if run.metrics else None
+    kind, classes = (info.kind, info.classes) if info else (None, None)
     if kind is None:  # guess from what was saved: probabilities, images, or the reported metrics
-        arrays = next((run.predictions[s][head] for s in SPLITS if head in run.predictions.get(s, {})), {})
-        reported = next((m[head] for s in SPLITS if isinstance(m := metrics.get(s), dict) and head in m), {})
+        arrays = next((a for s in SPLITS if (a := _arrays(run, s, head))), {})
+        reported = next((m for s in SPLITS if (m := _reported(run, s, head))), {})
         if "prob" in arrays or "accuracy" in reported:
             kind = "classification"
         elif np.ndim(arrays.get("y_pred")) >= 3 or "mse" in reported:
@@ -75,13 +81,13 @@ def _head_info(run: RunFiles, head: str) -> tuple[str, list[str] | None]:
     return kind, [str(c) for c in classes] if isinstance(classes, list) else None
 
 
-def analyse_head(run: RunFiles, head: str) -> HeadReport:
+def analyse_head(run: Run, head: str) -> HeadReport:
     """Recompute, check and draw one head from every split that has predictions."""
     kind, classes = _head_info(run, head)
     report = HeadReport(head, kind)
-    metrics = run.metrics or {}
+    best_epoch = run.metrics.best_epoch if run.metrics else None
     for split in SPLITS:
-        arrays = run.predictions.get(split, {}).get(head)
+        arrays = _arrays(run, split, head)
         if not arrays:
             continue
         try:
@@ -90,11 +96,10 @@ def analyse_head(run: RunFiles, head: str) -> HeadReport:
             missing = f"no {exc} array" if isinstance(exc, KeyError) else str(exc)
             report.findings.append(ck.Finding("warning", f"{head}: {split} predictions unusable", missing))
             continue
-        reported = (metrics.get(split) or {}).get(head)
-        report.checks[split] = ck.compare(reported, recomputed, bounds)
+        report.checks[split] = ck.compare(_reported(run, split, head), recomputed, bounds)
         report.findings += ck.mismatches(head, split, report.checks[split])
         if split == "val":
-            report.findings += ck.check_history(head, run.history, metrics.get("best_epoch"), recomputed)
+            report.findings += ck.check_history(head, run.history or {}, best_epoch, recomputed)
         if not report.split:  # figures and diagnoses from test, or from val when test is missing
             report.split = split
             _draw(report, arrays, extra, classes)

@@ -1,7 +1,7 @@
 """The run report: one self-contained HTML file written from a run directory alone.
 
 Figures are embedded as base64 PNG and the CSS is inline, so ``report.html`` opens offline and
-can be mailed around. The report reads files only (see :mod:`smallvision.report.rundir`); it never
+can be mailed around. The report reads files only (see :func:`smallvision.rundir.read_run`); it never
 imports the trainer or the data readers, so it also renders runs that failed half-way.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 from smallvision.report import figures
 from smallvision.report.checks import Finding
 from smallvision.report.heads import HeadReport, analyse_head, head_names
-from smallvision.report.rundir import RunFiles, load_run
 from smallvision.report.tables import Cell, Image, Table, format_value, kv_table, metrics_table
+from smallvision.rundir import DataInfo, MetricsRecord, Run, read_run
 
 TEMPLATES = Path(__file__).parent / "templates"
 _ENV_KEYS = ("python", "platform", "git_commit", "seed", "data_fingerprint", "threads", "started", "command")
@@ -51,7 +51,7 @@ def render_report(run_dir: str | Path) -> str:
     Raises:
         UserError: ``run_dir`` does not exist.
     """
-    run = load_run(run_dir)
+    run = read_run(run_dir)
     return environment().get_template("run.html").render(**_context(run))
 
 
@@ -64,7 +64,7 @@ def write_report(run_dir: str | Path) -> Path:
     Returns:
         The path of the written report.
     """
-    target = Path(run_dir) / "report.html"
+    target = Run(Path(run_dir)).paths.report
     text = render_report(run_dir)
     # a unique name beside the target (not mkstemp, which would make the report owner-only)
     tmp = target.with_name(f".report-{os.getpid()}-{secrets.token_hex(4)}.html.tmp")
@@ -78,14 +78,15 @@ def write_report(run_dir: str | Path) -> Path:
     return target
 
 
-def _context(run: RunFiles) -> dict[str, Any]:
-    metrics = run.metrics or {}
+def _context(run: Run) -> dict[str, Any]:
+    # an empty record when metrics.json is missing or unreadable: the page shows what else exists
+    metrics = run.metrics or MetricsRecord("completed")
     heads = [analyse_head(run, h) for h in head_names(run)]
     return {
         "title": run.name,
-        "run_dir": str(run.path),
+        "run_dir": str(run.dir),
         "status": run.status,
-        "error": metrics.get("error"),
+        "error": metrics.error,
         "findings": _run_findings(run, heads) + [f for h in heads for f in h.findings],
         "summary": _summary(run),
         "test_table": _split_table(metrics, heads, "test"),
@@ -95,16 +96,16 @@ def _context(run: RunFiles) -> dict[str, Any]:
         "data_tables": _data_tables(metrics),
         "config_text": run.config_text,
         "env_table": _env_table(run.env),
-        "history_table": _history_table(run.history, metrics.get("best_epoch")),
+        "history_table": _history_table(run.history or {}, metrics.best_epoch),
         "problems": run.problems,
     }
 
 
-def _run_findings(run: RunFiles, heads: list[HeadReport]) -> list[Finding]:
+def _run_findings(run: Run, heads: list[HeadReport]) -> list[Finding]:
     """Findings about the run as a whole (per-head ones come from the heads)."""
     if run.status == "failed" or run.metrics is None:
         return []  # the failure box and the missing-files list already say it
-    if not run.predictions:
+    if run.predictions is None or not run.predictions.arrays:
         return [Finding("warning", "no predictions", "predictions.npz is missing: no figure can be checked.")]
     unchecked = [h.name for h in heads if not h.checks]
     if unchecked:
@@ -112,15 +113,15 @@ def _run_findings(run: RunFiles, heads: list[HeadReport]) -> list[Finding]:
     return []
 
 
-def _summary(run: RunFiles) -> Table:
-    m = run.metrics or {}
+def _summary(run: Run) -> Table:
+    m = run.metrics or MetricsRecord("completed")
     items = {
         "status": run.status,
-        "epochs run": m.get("epochs_run"),
-        "best epoch": m.get("best_epoch"),
-        "stopped early": m.get("stopped_early"),
-        "train time": _seconds(m.get("train_seconds")),
-        "evaluation time": _seconds(m.get("eval_seconds")),
+        "epochs run": m.epochs_run,
+        "best epoch": m.best_epoch,
+        "stopped early": m.stopped_early,
+        "train time": _seconds(m.train_seconds),
+        "evaluation time": _seconds(m.eval_seconds),
     }
     if "seed" in (run.env or {}):
         items["seed"] = run.env["seed"]
@@ -131,8 +132,8 @@ def _seconds(value: Any) -> str | None:
     return f"{value:.1f} s" if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _split_table(metrics: dict[str, Any], heads: list[HeadReport], split: str) -> Table | None:
-    reported = metrics.get(split) if isinstance(metrics.get(split), dict) else {}
+def _split_table(metrics: MetricsRecord, heads: list[HeadReport], split: str) -> Table | None:
+    reported = metrics.splits.get(split, {})
     checks = {h.name: h.checks[split] for h in heads if split in h.checks}
     if not reported and not checks:
         return None
@@ -140,10 +141,10 @@ def _split_table(metrics: dict[str, Any], heads: list[HeadReport], split: str) -
     return metrics_table(reported, checks, caption=caption)
 
 
-def _curves(run: RunFiles) -> Image | None:
+def _curves(run: Run) -> Image | None:
     if not run.history:
         return None
-    best = (run.metrics or {}).get("best_epoch")
+    best = run.metrics.best_epoch if run.metrics else None
     best = float(best) if isinstance(best, int | float) and not isinstance(best, bool) else None
     png = figures.training_curves(run.history, best)
     if png is None:
@@ -151,31 +152,27 @@ def _curves(run: RunFiles) -> Image | None:
     return Image("training curves", png, "train solid, validation dashed; red line: best epoch", wide=True)
 
 
-def _data_tables(metrics: dict[str, Any]) -> list[Table]:
+def _data_tables(metrics: MetricsRecord) -> list[Table]:
     tables = []
-    data = metrics.get("data")
-    if isinstance(data, dict):
-        norm = data.get("normalization") or {}
-        items = {k: v for k, v in data.items() if k != "normalization"}
-        if isinstance(norm, dict):
-            items.update({f"normalization {k}": v for k, v in norm.items()})
-        tables.append(kv_table(items, "data"))
-    params = metrics.get("params")
-    if isinstance(params, dict):
-        tables.append(kv_table(params, "parameters"))
-    heads = metrics.get("heads")
-    if isinstance(heads, dict):
+    if metrics.data is not None:
+        tables.append(kv_table(_data_items(metrics.data), "data"))
+    if metrics.params:
+        tables.append(kv_table(metrics.params, "parameters"))
+    if metrics.heads:
         rows = [
-            [
-                Cell(h),
-                Cell(str(info.get("kind", ""))),
-                Cell(format_value(len(info.get("classes") or []) or None)),
-            ]
-            for h, info in heads.items()
-            if isinstance(info, dict)
+            [Cell(h), Cell(info.kind), Cell(format_value(len(info.classes or []) or None))]
+            for h, info in metrics.heads.items()
         ]
         tables.append(Table(["head", "kind", "classes"], rows, "heads"))
     return tables
+
+
+def _data_items(data: DataInfo) -> dict[str, Any]:
+    items: dict[str, Any] = {"source": data.source, "input_shape": data.input_shape}
+    items |= {f"n_{s}": n for s, n in data.sizes.items()}
+    items |= {k: v for k, v in (("split", data.split), ("reader", data.reader)) if v}
+    items |= {f"normalization {k}": v for k, v in data.normalization.items()}
+    return {k: v for k, v in items.items() if v is not None}
 
 
 def _env_table(env: dict[str, Any] | None) -> Table | None:

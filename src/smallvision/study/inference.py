@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +32,13 @@ from smallvision.errors import UserError
 from smallvision.evaluate.predict import predict, to_outputs
 from smallvision.models.base import Network
 from smallvision.models.build import build_model
+from smallvision.rundir import Run, RunPaths
 from smallvision.train.checkpoint import load_checkpoint
 from smallvision.train.inputs import InputPrep
 
 
 @dataclass
-class LoadedRun:
+class LoadedModel:
     """A run's best model with everything needed to prepare new inputs the same way."""
 
     model: Network
@@ -49,28 +49,32 @@ class LoadedRun:
     class_names: dict[str, list[str] | None]
 
 
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """The best weights of the run in ``run_dir`` (``checkpoints/best.pt`` carries its config)."""
+def load_model(run_dir: str | Path) -> LoadedModel:
+    """The best weights of the run in ``run_dir`` (``checkpoints/best.pt`` carries its config).
+
+    The run directory itself is read with :func:`smallvision.rundir.load_run`; this adds the model.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory {str(run_dir)!r} not found")
-    ckpt = load_checkpoint(run_dir / "checkpoints" / "best.pt")
-    cfg = build_config(ckpt["config"], origin=str(run_dir / "checkpoints" / "best.pt"))
+    best = RunPaths(run_dir).best
+    ckpt = load_checkpoint(best)
+    cfg = build_config(ckpt["config"], origin=str(best))
     shape = tuple(ckpt["input_shape"])
     model = build_model(cfg.model.name, cfg.model.params, shape, cfg.heads or {})
     model.load_state_dict(ckpt["model"])
     model.eval()
     norm = Normalizer.from_dict(ckpt["normalizer"])
     names = {h: None for h in cfg.heads or {}}
-    metrics_file = run_dir / "metrics.json"
-    if metrics_file.is_file():  # class names as the run recorded them
-        recorded = json.loads(metrics_file.read_text()).get("heads", {})
-        names.update({h: recorded[h].get("classes") for h in names if h in recorded})
+    run = Run(run_dir)
+    if run.paths.metrics.is_file():  # class names as the run recorded them
+        recorded = run.metrics.heads
+        names.update({h: recorded[h].classes for h in names if h in recorded})
     prep = InputPrep(norm, build_augment(cfg.data.augment))
-    return LoadedRun(model, norm, prep, shape, dict(cfg.heads or {}), names)
+    return LoadedModel(model, norm, prep, shape, dict(cfg.heads or {}), names)
 
 
-def predict_images(run: LoadedRun, images: torch.Tensor) -> dict[str, np.ndarray]:
+def predict_images(run: LoadedModel, images: torch.Tensor) -> dict[str, np.ndarray]:
     """Outputs per head for images of any size/channels: resized and converted like the run's data."""
     c, h, w = run.input_shape
     images = conform(images, (h, w), c)
@@ -81,7 +85,7 @@ def predict_images(run: LoadedRun, images: torch.Tensor) -> dict[str, np.ndarray
     return to_outputs(raw, kinds)
 
 
-def predictions_csv(run: LoadedRun, names: list[str], outputs: dict[str, np.ndarray]) -> str:
+def predictions_csv(run: LoadedModel, names: list[str], outputs: dict[str, np.ndarray]) -> str:
     """One row per image: per classification head the predicted class name and every class's
     probability; per regression head its value(s). Reconstruction heads are left out."""
     header = ["file"]

@@ -15,8 +15,8 @@ from typing import Any
 
 from smallvision.config import to_yaml
 from smallvision.errors import UserError
+from smallvision.rundir import new_run_dir, write_json
 from smallvision.study.run import prepare, resolve_config
-from smallvision.study.rundir import new_run_dir, write_json
 from smallvision.train.lrfind import LRFindResult, lr_range_test, plot_lr_find
 from smallvision.train.trainer import Trainer
 

@@ -10,17 +10,15 @@ starts the missing ones, and recomputes the ensemble.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from smallvision.config import load_config
 from smallvision.errors import UserError
-from smallvision.study.ensemble import GroupResult, ensemble_runs, member_config
+from smallvision.rundir import Run, load_run, write_json
+from smallvision.study.group import GroupResult, finish_group, group_record, member_config
 from smallvision.study.run import RunResult, make_trainer, prepare, run_config, train_and_finish
-from smallvision.study.rundir import write_json
 from smallvision.train.checkpoint import check_config, load_checkpoint
 from smallvision.train.events import Callback
 
@@ -37,42 +35,31 @@ def resume(run_dir: str | Path) -> RunResult | GroupResult:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{str(run_dir)!r} is not a run directory (no config.yaml); give runs/<name>-<stamp>")
-    if is_group(run_dir):
-        return resume_group(run_dir)
-    return resume_run(run_dir)
+    run = load_run(run_dir)
+    return resume_group(run) if run.is_group else resume_run(run)
 
 
-def is_group(run_dir: Path) -> bool:
-    """A seed group's directory: a config with ``seeds`` and no run of its own (no env.json)."""
-    return not (run_dir / "env.json").exists() and bool(load_config(run_dir / "config.yaml").seeds)
-
-
-def run_status(run_dir: Path) -> dict:
-    """The run's ``metrics.json`` (``{"status": "completed" | "failed" | "interrupted", ...}``), or {}."""
-    path = run_dir / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def resume_run(run_dir: Path, callbacks: Sequence[Callback] = ()) -> RunResult:
+def resume_run(run: Run, callbacks: Sequence[Callback] = ()) -> RunResult:
     """Continue one run from its ``last.pt`` (or from the start when it has none yet)."""
-    status = run_status(run_dir)
-    if status.get("status") == "completed":
+    run_dir, paths = run.dir, run.paths
+    status = run.status
+    if status == "completed":
         raise UserError(f"run {run_dir} is already completed; nothing to resume")
-    if status.get("status") == "failed":
+    if status == "failed":
         raise UserError(
-            f"run {run_dir} failed ({status.get('error', 'unknown error')}); resuming would repeat it: "
+            f"run {run_dir} failed ({run.metrics.error or 'unknown error'}); resuming would repeat it: "
             "start a new run with the cause fixed"
         )
-    p = prepare(load_config(run_dir / "config.yaml"))
-    env_path = run_dir / "env.json"
-    env = json.loads(env_path.read_text()) if env_path.is_file() else {}
+    p = prepare(run.config)
+    env_path = paths.env
+    env = run.env if env_path.is_file() else {}
     fingerprint = p.data.fingerprint()
     if env.get("data_fingerprint") not in (None, fingerprint):
         raise UserError(
             f"run {run_dir}: its data changed since it started (fingerprint {env['data_fingerprint'][:12]} "
             f"then, {fingerprint[:12]} now); a resumed run would not be the same run"
         )
-    last = run_dir / "checkpoints" / "last.pt"
+    last = paths.last
     state = None
     if last.is_file():
         state = load_checkpoint(last)
@@ -87,25 +74,23 @@ def resume_run(run_dir: Path, callbacks: Sequence[Callback] = ()) -> RunResult:
     return train_and_finish(p, make_trainer(p, run_dir, callbacks), run_dir, state=state)
 
 
-def resume_group(parent: Path) -> GroupResult:
+def resume_group(group: Run) -> GroupResult:
     """Finish every member of a seed group (resume, start or keep), then recompute the ensemble."""
-    cfg = load_config(parent / "config.yaml")
+    cfg = group.config
     members = []
-    for seed in cfg.seeds or []:
-        member = parent / f"seed-{seed}"
-        if run_status(member).get("status") == "completed":
-            members.append(_finished(member))
-        elif (member / "config.yaml").is_file():
-            members.append(resume_run(member))
-        else:
-            members.append(run_config(member_config(cfg, seed), run_dir=member))
-    return GroupResult(parent, members, ensemble_runs([m.dir for m in members], parent / "ensemble"), cfg)
+    with group_record(group.dir):
+        for seed, member in zip(cfg.seeds or [], group.members(), strict=True):
+            if member.status == "completed":
+                members.append(_finished(member))
+            elif member.paths.config.is_file():
+                members.append(resume_run(member))
+            else:
+                members.append(run_config(member_config(cfg, seed), run_dir=member.dir))
+        return finish_group(group.dir, members, cfg)
 
 
-def _finished(run_dir: Path) -> RunResult:
+def _finished(run: Run) -> RunResult:
     """A RunResult for a run that already finished (its best model loaded from ``best.pt``)."""
-    from smallvision.study.inference import load_run
+    from smallvision.study.inference import load_model
 
-    return RunResult(
-        run_dir, run_status(run_dir), load_run(run_dir).model, load_config(run_dir / "config.yaml")
-    )
+    return RunResult(run.dir, run.metrics, load_model(run.dir).model, run.config)

@@ -1,5 +1,7 @@
 """One run: config -> data -> model -> training -> evaluation -> run directory -> report.
 
+The public entry point, which also runs seed groups, is :func:`smallvision.study.api.run`.
+
 The steps are separate functions so that a resumed run (``study.resume``) and the members of a
 seed group (``study.ensemble``) go through exactly the same code as a fresh run:
 :func:`prepare` (data, split, statistics, model), :func:`make_trainer`, :func:`train_and_finish`
@@ -25,14 +27,26 @@ from smallvision.data.load import load_data
 from smallvision.data.normalize import Normalizer, fit_normalizer
 from smallvision.data.splits import make_splits
 from smallvision.errors import UserError
-from smallvision.evaluate.metrics import compute_metrics
+from smallvision.evaluate.metrics import compute_metrics, scalar_metrics
 from smallvision.evaluate.predict import predict, to_outputs
 from smallvision.models.base import Network
 from smallvision.models.build import build_model
 from smallvision.models.transfer import apply_transfer
-from smallvision.study.rundir import environment, new_run_dir, write_json
+from smallvision.rundir import (
+    DataInfo,
+    Failure,
+    HeadInfo,
+    MetricsRecord,
+    RunPaths,
+    environment,
+    new_run_dir,
+    save_predictions,
+    write_json,
+)
+from smallvision.rundir.layout import check_output_dir
 from smallvision.train.callbacks import Checkpoint, HistoryCSV, Progress
 from smallvision.train.events import Callback
+from smallvision.train.inputs import InputPrep
 from smallvision.train.rng import seed_everything
 from smallvision.train.trainer import NonFiniteLoss, Split, Trainer, numpy_target
 from smallvision.train.unfreeze import check_stage_keys
@@ -40,10 +54,10 @@ from smallvision.train.unfreeze import check_stage_keys
 
 @dataclass
 class RunResult:
-    """What a finished run gives back: its directory, its metrics and the trained model."""
+    """What a finished run gives back: its directory, its metrics record and the trained model."""
 
     dir: Path
-    metrics: dict
+    metrics: MetricsRecord
     model: Network
     config: RunConfig
 
@@ -78,32 +92,6 @@ def resolve_config(config: Any = None, overrides: dict[str, Any] | list[str] | N
     if isinstance(config, dict):
         return build_config(apply_overrides(config, overrides or {}))
     return load_config(config, overrides or {})
-
-
-def run(config: Any = None, **overrides: Any) -> Any:
-    """Train, evaluate and report one run, or one run per seed and their ensemble.
-
-    Args:
-        config: a YAML path, a mapping, a RunConfig, or None for the defaults.
-        **overrides: ``key.path=value`` pairs as keyword arguments, e.g.
-            ``run("examples/mnist.yaml", **{"train.epochs": 3})``.
-
-    Returns:
-        RunResult with the run directory, the metrics (as in ``metrics.json``) and the model
-        holding the restored best weights. When the config lists ``seeds``, a
-        :class:`smallvision.study.ensemble.GroupResult`: the group directory, one RunResult per
-        seed, and the ensemble's metrics (``metrics["test"]`` the ensemble's, ``metrics["gain"]``
-        its gain over the best and the mean member).
-
-    Raises:
-        UserError: bad config or data; ``TrainingFailed`` (a UserError) when the loss became NaN.
-    """
-    cfg = resolve_config(config, overrides)
-    if cfg.seeds:
-        from smallvision.study.ensemble import run_group
-
-        return run_group(cfg)
-    return run_config(cfg)
 
 
 def resolve_heads(cfg: RunConfig, data: ImageSet) -> dict[str, HeadConfig]:
@@ -206,57 +194,102 @@ def make_trainer(p: Prepared, run_dir: Path, callbacks: Sequence[Callback] = ())
         p.augment,
         seed=p.cfg.seed,
         callbacks=[
-            HistoryCSV(run_dir / "history.csv"),
-            Checkpoint(run_dir / "checkpoints", p.meta),
+            HistoryCSV(RunPaths(run_dir).history),
+            Checkpoint(RunPaths(run_dir).checkpoints, p.meta),
             Progress(p.cfg.train.progress),
             *callbacks,
         ],
     )
 
 
-def run_config(cfg: RunConfig, run_dir: Path | None = None, callbacks: Sequence[Callback] = ()) -> RunResult:
+def run_config(
+    cfg: RunConfig,
+    run_dir: Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    prepared: Prepared | None = None,
+) -> RunResult:
     """Execute a validated RunConfig (see :func:`run`).
 
     Args:
         cfg: the config (``seeds`` is ignored here: one run with ``cfg.seed``).
         run_dir: the directory to write into (created); default a new ``<output_dir>/<name>-<stamp>``.
         callbacks: extra trainer callbacks (after the history, checkpoint and progress ones).
+        prepared: ``prepare(cfg)`` when the caller has it already (a seed group checks its first
+            member before making the group directory).
     """
-    p = prepare(cfg)
+    check_output_dir(cfg.output_dir)
+    p = prepared or prepare(cfg)
+    check_monitor(p)  # before the directory exists: a rejected run leaves nothing behind
     if run_dir is None:
         run_dir = new_run_dir(cfg.output_dir, cfg.name)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(to_yaml(p.cfg))
-    write_json(run_dir / "env.json", environment(cfg.seed, p.data.fingerprint(), torch.get_num_threads()))
+    paths = RunPaths(run_dir)
+    paths.config.write_text(to_yaml(p.cfg))
+    write_json(paths.env, environment(cfg.seed, p.data.fingerprint(), torch.get_num_threads()))
     return train_and_finish(p, make_trainer(p, run_dir, callbacks), run_dir)
+
+
+def check_monitor(p: Prepared) -> None:
+    """Refuse an early-stopping monitor that the run will not log, before anything is written.
+
+    The validation columns are taken from the real validation code on two samples of the val
+    split (the untrained model in eval mode: no random stream is touched), so the accepted names
+    are exactly the columns of ``history.csv``.
+
+    Raises:
+        UserError: ``train.early_stopping.monitor`` names no validation column.
+    """
+    monitor = p.cfg.train.early_stopping.monitor
+    val = p.split_data.get("val")
+    if monitor.startswith("train/") or val is None or not len(val):
+        return  # the trainer checks train columns; without val data it falls back to train/loss
+    kinds = {h: c.kind for h, c in p.heads.items()}
+    sample = Split(val.images[:2], {h: t[:2] for h, t in val.targets.items()})
+    prep = InputPrep(p.normalizer, p.augment)  # as the trainer builds it
+    y_true, outputs = evaluate_split(p.model, sample, prep, kinds, p.cfg)
+    columns = ["val/loss"] + [f"val/{h}/{n}" for h in kinds for n in ("loss", "weighted_loss")]
+    columns += [f"val/{k}" for k in scalar_metrics(compute_metrics(kinds, y_true, outputs))]
+    if monitor not in columns:
+        raise UserError(
+            f"train.early_stopping.monitor {monitor!r}: the run logs no such column; "
+            f"expected one of {', '.join(columns)} (or a train/ column)"
+        )
 
 
 def train_and_finish(p: Prepared, trainer: Trainer, run_dir: Path, state: dict | None = None) -> RunResult:
     """Fit (from ``state`` when resuming), then evaluate and write the run's files.
 
-    A non-finite loss writes ``{"status": "failed", ...}`` to ``metrics.json`` and raises
-    TrainingFailed; Ctrl-C writes ``{"status": "interrupted"}`` and re-raises. Either way the last
-    good ``checkpoints/last.pt`` stays, and an interrupted run continues with ``smallvision resume``.
+    A non-finite loss or a UserError raised during training writes a ``failed`` record to
+    ``metrics.json`` and raises TrainingFailed / the UserError; Ctrl-C writes an ``interrupted``
+    record and re-raises. Either way the last good ``checkpoints/last.pt`` stays, and an
+    interrupted run continues with ``smallvision resume``.
     """
+    metrics_file = RunPaths(run_dir).metrics
     try:
         trainer.fit(p.split_data["train"], p.split_data["val"], state=state)
     except NonFiniteLoss as exc:
-        write_json(run_dir / "metrics.json", {
-            "status": "failed", "error": str(exc), "head": exc.head, "epoch": exc.epoch, "step": exc.step,
-            "epochs_run": trainer.epoch, "best_epoch": trainer.best_epoch,
-        })  # fmt: skip
+        failure = Failure(exc.head, exc.epoch, exc.step)
+        record = MetricsRecord("failed", error=str(exc), failure=failure, **_progress(trainer))
+        write_json(metrics_file, record.to_dict())
         raise TrainingFailed(f"run {run_dir} failed: {exc}", run_dir) from None
+    except UserError as exc:  # e.g. a setting only the trainer can check: the directory says why
+        write_json(metrics_file, MetricsRecord("failed", error=str(exc), **_progress(trainer)).to_dict())
+        raise
     except KeyboardInterrupt:
-        write_json(run_dir / "metrics.json", {
-            "status": "interrupted", "epochs_run": trainer.epoch, "resume": f"smallvision resume {run_dir}",
-        })  # fmt: skip
+        resume = f"smallvision resume {run_dir}"
+        record = MetricsRecord("interrupted", epochs_run=trainer.epoch, resume=resume)
+        write_json(metrics_file, record.to_dict())
         print(
             f"interrupted after epoch {trainer.epoch}; continue with: smallvision resume {run_dir}",
             file=sys.stderr,
         )
         raise
     return finish(p, trainer, run_dir)
+
+
+def _progress(trainer: Trainer) -> dict[str, int | None]:
+    return {"epochs_run": trainer.epoch, "best_epoch": trainer.best_epoch}
 
 
 def finish(p: Prepared, trainer: Trainer, run_dir: Path) -> RunResult:
@@ -267,29 +300,28 @@ def finish(p: Prepared, trainer: Trainer, run_dir: Path) -> RunResult:
     # "val", "test", and per-domain parts such as "test:TEST2" when a split spans several domains
     names = [s for s in p.split_data if s != "train" and len(p.split_data[s])]
     evaluated = {s: evaluate_split(p.model, p.split_data[s], prep, kinds, p.cfg) for s in names}
-    scored = {s: compute_metrics(kinds, *evaluated[s]) for s in names}
-    metrics = {
-        "status": "completed",
-        **{s: scored[s] for s in ("val", "test") if s in scored},
-        "domains": {s: scored[s] for s in names if ":" in s},
-        "best_epoch": trainer.best_epoch,
-        "epochs_run": trainer.epoch,
-        "stopped_early": trainer.stop,
-        "train_seconds": trainer.elapsed,
-        "eval_seconds": time.perf_counter() - start,
-        "params": p.model.param_counts(),
-        "heads": {h: {"kind": c.kind, "classes": _class_names(p.data, h, c)} for h, c in p.heads.items()},
-        "data": {
-            "source": p.cfg.data.source,
-            "input_shape": list(p.data.shape),
-            "normalization": p.normalizer.to_dict(),
-            **{f"n_{s}": len(i) for s, i in p.splits.items()},
-            "split": p.splits.info,
-            "reader": p.data.meta,  # e.g. {"skipped": 3} when data.skip_bad dropped corrupt samples
-        },
-    }
-    save_predictions(run_dir / "predictions.npz", p.splits, evaluated, kinds)
-    write_json(run_dir / "metrics.json", metrics)
+    metrics = MetricsRecord(
+        "completed",
+        splits={s: compute_metrics(kinds, *evaluated[s]) for s in names},
+        best_epoch=trainer.best_epoch,
+        epochs_run=trainer.epoch,
+        stopped_early=trainer.stop,
+        train_seconds=trainer.elapsed,
+        eval_seconds=time.perf_counter() - start,
+        params=p.model.param_counts(),
+        heads={h: HeadInfo(c.kind, _class_names(p.data, h, c)) for h, c in p.heads.items()},
+        data=DataInfo(
+            source=p.cfg.data.source,
+            input_shape=list(p.data.shape),
+            normalization=p.normalizer.to_dict(),
+            sizes={s: len(i) for s, i in p.splits.items()},
+            split=p.splits.info,
+            reader=p.data.meta,  # e.g. {"skipped": 3} when data.skip_bad dropped corrupt samples
+        ),
+    )
+    paths = RunPaths(run_dir)
+    save_predictions(paths.predictions, p.splits, evaluated, kinds)
+    write_json(paths.metrics, metrics.to_dict())
     if p.cfg.report.enabled:
         from smallvision.report.html import write_report
 
@@ -302,26 +334,6 @@ def evaluate_split(model, split: Split, prep, kinds, cfg) -> tuple[dict, dict]:
     raw = predict(model, split.images, prep, list(kinds), cfg.train.eval_batch_size)
     outputs = to_outputs(raw, kinds)
     return {h: numpy_target(split, h, prep) for h in kinds}, outputs
-
-
-def save_predictions(
-    path: Path,
-    splits: dict[str, np.ndarray],
-    evaluated: dict[str, tuple[dict, dict]],
-    kinds: dict[str, str],
-) -> None:
-    """``<split>/index``, ``<split>/<head>/y_true`` and ``<split>/<head>/prob`` (classification
-    probabilities) or ``<split>/<head>/y_pred`` (regression values, reconstructions) arrays."""
-    arrays: dict[str, np.ndarray] = {}
-    for s, (y_true, outputs) in evaluated.items():
-        arrays[f"{s}/index"] = splits[s]
-        for h, out in outputs.items():
-            arrays[f"{s}/{h}/y_true"] = y_true[h]
-            key = "prob" if kinds[h] == "classification" else "y_pred"
-            arrays[f"{s}/{h}/{key}"] = out.astype(np.float32)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
 
 
 def _class_names(data: ImageSet, head: str, cfg: HeadConfig) -> list[str] | None:
