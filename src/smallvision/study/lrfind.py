@@ -16,6 +16,7 @@ from typing import Any
 from smallvision.config import to_yaml
 from smallvision.errors import UserError
 from smallvision.rundir import new_run_dir, write_json
+from smallvision.rundir.layout import check_output_dir
 from smallvision.study.run import prepare, resolve_config
 from smallvision.train.lrfind import LRFindResult, lr_range_test, plot_lr_find
 from smallvision.train.trainer import Trainer
@@ -42,6 +43,7 @@ def lr_find(
     if steps < 5:
         raise UserError(f"lr-find: --steps {steps}: expected at least 5 steps")
     cfg = resolve_config(config, overrides)
+    check_output_dir(cfg.output_dir)  # before the sweep, not after it
     train_cfg = cfg.train.model_copy(
         update={
             "schedule": cfg.train.schedule.model_copy(update={"name": "constant", "warmup_epochs": 0}),
