@@ -136,7 +136,7 @@ def test_predict_reads_a_chw_npy_as_npyfolder_trains_on_it(tmp_path):
         "report": {"enabled": False},
     }
     result = smallvision.run(cfg)
-    assert load_run(result.dir).input_shape == (3, 8, 8)
+    assert load_model(result.dir).input_shape == (3, 8, 8)
     out = CliRunner().invoke(app, ["predict", str(result.dir), str(tmp_path / "data" / "a" / "0.npy")])
     assert out.exit_code == 0, out.output
     rows = list(csv.DictReader(io.StringIO(out.output)))

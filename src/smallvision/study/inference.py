@@ -1,6 +1,6 @@
 """Use a finished run: rebuild its model from the run directory and predict on new images.
 
-What ``smallvision predict`` runs: :func:`load_run`, then :func:`predict_files` (which reads the
+What ``smallvision predict`` runs: :func:`load_model`, then :func:`predict_files` (which reads the
 files with :func:`read_images`) and :func:`predictions_csv`.
 """
 
@@ -108,7 +108,7 @@ def predictions_csv(run: LoadedModel, names: list[str], outputs: dict[str, np.nd
     return buf.getvalue()
 
 
-def predict_files(run: LoadedRun, paths: Sequence[str]) -> tuple[list[str], dict[str, np.ndarray]]:
+def predict_files(run: LoadedModel, paths: Sequence[str]) -> tuple[list[str], dict[str, np.ndarray]]:
     """(one name per image, outputs per head) for image files, folders and ``.npy`` files.
 
     The files are read for the run's input channels, so that a (3, H, W) ``.npy`` is the one RGB
