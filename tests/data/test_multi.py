@@ -133,7 +133,6 @@ def test_study_003_layout_runs_with_per_domain_scores(tiny_config):
     }
     tiny_config["train"]["epochs"] = 1
     result = smallvision.run(tiny_config)
-    assert set(result.metrics["domains"]) == {"test:A", "test:B", "test:C"}
-    assert result.metrics["data"]["n_test:B"] == 1797 and result.metrics["data"]["reader"]["domains"]["C"][
-        "shift"
-    ] == {"noise": 0.1}
+    assert set(result.metrics.domains) == {"test:A", "test:B", "test:C"}
+    data = result.metrics.data
+    assert data.sizes["test:B"] == 1797 and data.reader["domains"]["C"]["shift"] == {"noise": 0.1}
