@@ -34,13 +34,13 @@ class SplitConfig(Strict):
     """How samples are divided into train / val / test."""
 
     # auto: the source's official train/test split when it has one, else ratio
-    method: Literal["auto", "ratio", "official", "domains", "kfold"] = "auto"
+    method: Literal["auto", "ratio", "official", "domains", "per_domain", "kfold"] = "auto"
     train: float = Field(0.7, ge=0, le=1)
     val: float = Field(0.1, ge=0, le=1)
     test: float = Field(0.2, ge=0, le=1)
     stratify: str | None = "label"
     seed: int = 0
-    # named domains (method: domains): which groups of the source feed each split
+    # named domains (method domains / per_domain): which groups of the source feed each split
     domains: dict[str, str | list[str]] | None = None
     # nested label fractions: keep this fraction of the training set (1.0 keeps all)
     fraction: float = Field(1.0, gt=0, le=1)

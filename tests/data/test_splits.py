@@ -245,6 +245,30 @@ def test_domain_errors():
         make_splits(data, SplitConfig(method="domains", domains={"train": "TRAIN", "tset": "TEST"}))
 
 
+def test_per_domain_keeps_each_domains_held_out_part_whatever_a_step_trains_on():
+    data = domain_set()
+    step1 = make_splits(data, SplitConfig(method="per_domain", domains={"train": "TRAIN"}))
+    step2 = make_splits(data, SplitConfig(method="per_domain", domains={"train": ["TEST"], "val": ["TEST2"]}))
+    for domain in ("TRAIN", "TEST", "TEST2"):  # every domain is tested in both steps, on the same samples
+        assert np.array_equal(step1[f"test:{domain}"], step2[f"test:{domain}"])
+        assert len(step1[f"test:{domain}"]) == 12  # 0.2 of 60, stratified: 4 per class
+        assert sorted(np.bincount(data.targets["label"].numpy()[step1[f"test:{domain}"]])) == [4, 4, 4]
+    assert np.array_equal(step1["test"], np.sort(np.concatenate([step1[f"test:{d}"] for d in data.groups])))
+    # each step trains only on the train parts of its domains, never on any held-out test sample
+    assert set(step1["train"]) <= set(range(60)) and len(step1["train"]) == 42
+    assert set(step2["train"]) <= set(range(60, 120)) and not set(step2["train"]) & set(step1["test"])
+    assert set(step1["val"]) <= set(range(60)) and set(step2["val"]) <= set(range(120, 180))
+    moved = make_splits(data, SplitConfig(method="per_domain", seed=1, domains={"train": "TRAIN"}))
+    assert not np.array_equal(moved["test:TEST"], step1["test:TEST"])
+
+
+def test_per_domain_errors():
+    with pytest.raises(UserError, match="has no domains"):
+        make_splits(image_set(np.zeros(10)), SplitConfig(method="per_domain", domains={"train": "A"}))
+    with pytest.raises(UserError, match="must sum to 1 for method per_domain"):
+        make_splits(domain_set(), SplitConfig(method="per_domain", train=0.5, domains={"train": "TRAIN"}))
+
+
 # ---------------------------------------------------------------- disjointness and duplicates
 
 

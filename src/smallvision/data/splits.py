@@ -15,10 +15,17 @@ Methods (``data.split.method``):
         A domain named by several splits is divided among them in proportion to their ratios, so
         val and test never share a sample. A split listing several domains is their union, and for
         val and test each domain's part is also returned under ``"test:TEST2"``-style keys.
+    per_domain: every domain of the source is split on its own into train / val / test by the
+        shares, seeded by ``seed`` and the domain's name only; ``domains`` then picks whose train,
+        val and test parts each split takes (test: every domain by default). A domain's held-out
+        test part is thus the same whichever domains a run trains on (two-step fine-tuning), and
+        each domain's test part is returned under ``"test:DOMAIN"``.
     kfold: stratified folds; test is fold ``fold``, val the ``val`` share of the other folds.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 
@@ -70,6 +77,8 @@ def make_splits(data: ImageSet, cfg: SplitConfig) -> Splits:
         parts = _official(data, strata, cfg)
     elif method == "domains":
         parts = _domains(data, strata, cfg)
+    elif method == "per_domain":
+        parts = _per_domain(data, strata, cfg)
     else:
         parts = kfold_split(strata, cfg.folds, cfg.fold, cfg.val, cfg.seed)
     info: dict = {"method": method, "seed": cfg.seed}
@@ -202,14 +211,46 @@ def _domains(data: ImageSet, strata: np.ndarray, cfg: SplitConfig) -> dict[str, 
     return parts
 
 
-def _domain_spec(data: ImageSet, cfg: SplitConfig) -> dict[str, list[str]]:
+def _per_domain(data: ImageSet, strata: np.ndarray, cfg: SplitConfig) -> dict[str, np.ndarray]:
+    """Each domain cut into train / val / test on its own; ``cfg.domains`` picks the parts used."""
+    total = cfg.train + cfg.val + cfg.test
+    if abs(total - 1.0) > 1e-6:
+        raise UserError(f"data.split: train + val + test must sum to 1 for method per_domain, got {total:g}")
+    if not data.groups:
+        raise UserError(f"data.split.method 'per_domain': {data.name or 'the source'} has no domains")
+    spec = _domain_spec(data, cfg, default_test=list(data.groups))
+    if "val" not in (cfg.domains or {}):
+        spec["val"] = spec["train"]  # validate on the domains trained on, from their own val parts
+    _check_groups_disjoint(data, dict(data.groups))
+    pieces: dict[tuple[str, str], np.ndarray] = {}
+    for domain in sorted({d for ds in spec.values() for d in ds}):
+        idx = np.asarray(data.groups[domain], dtype=np.int64)
+        # the stream depends on the domain's name alone, so which other domains a step uses cannot move it
+        rng = _rng(cfg.seed, 100 + zlib.crc32(domain.encode()))
+        part = stratified_assign(strata[idx], (cfg.test, cfg.val, cfg.train), rng)
+        for k, s in enumerate(("test", "val", "train")):
+            pieces[(s, domain)] = np.sort(idx[part == k])
+    parts = {
+        s: np.sort(np.concatenate([pieces[(s, d)] for d in spec[s]] or [np.zeros(0, np.int64)]))
+        for s in SPLITS
+    }
+    parts.update({f"test:{d}": pieces[("test", d)] for d in spec["test"]})
+    if len(spec["val"]) > 1:
+        parts.update({f"val:{d}": pieces[("val", d)] for d in spec["val"]})
+    return parts
+
+
+def _domain_spec(
+    data: ImageSet, cfg: SplitConfig, default_test: list[str] | None = None
+) -> dict[str, list[str]]:
     """``cfg.domains`` as split -> list of domain names, every name checked against the source."""
     if not cfg.domains or "train" not in cfg.domains:
         raise UserError(
-            "data.split.domains: method 'domains' needs at least {train: DOMAIN}, e.g. "
+            f"data.split.domains: method {cfg.method!r} needs at least {{train: DOMAIN}}, e.g. "
             "{train: TRAIN, val: TEST, test: [TEST, TEST2]}"
         )
     spec: dict[str, list[str]] = {s: [] for s in SPLITS}
+    spec["test"] = list(default_test or [])
     for split, names in cfg.domains.items():
         if split not in SPLITS:
             raise UserError(f"data.split.domains.{split}: unknown split; expected train, val or test")
