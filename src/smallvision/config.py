@@ -199,6 +199,14 @@ class ReportConfig(Strict):
     enabled: bool = True
 
 
+class EvalSetConfig(Strict):
+    """A further evaluation set: another source, scored with the run's normaliser and metric code."""
+
+    source: str
+    options: dict[str, Any] = {}
+    shift: dict[str, Any] | None = None  # a documented shift of it (data/shifts.py), e.g. {blur: 1.0}
+
+
 class RunConfig(Strict):
     """Everything one run needs; saved, resolved, as ``config.yaml`` in the run directory."""
 
@@ -212,6 +220,8 @@ class RunConfig(Strict):
     heads: dict[str, HeadConfig] | None = None  # None: one head per target of the data
     train: TrainConfig = TrainConfig()
     report: ReportConfig = Field(ReportConfig(), json_schema_extra=NOT_TRAINING)
+    # name -> another source the finished run is also scored on ("eval:NAME" in metrics.json)
+    eval: dict[str, EvalSetConfig] = Field({}, json_schema_extra=NOT_TRAINING)
 
 
 # ---------------------------------------------------------------- loading and overrides
