@@ -181,7 +181,22 @@ def prepare(cfg: RunConfig) -> Prepared:
     split_data = {
         s: Split(data.images[torch.as_tensor(i)], head_targets(data, heads, i)) for s, i in splits.items()
     }
+    add_eval_sets(cfg, data, heads, splits, split_data)
     return Prepared(cfg, data, heads, splits, split_data, normalizer, augment, model, meta)
+
+
+def add_eval_sets(cfg: RunConfig, data: ImageSet, heads: dict, splits: dict, split_data: dict) -> None:
+    """The config's ``eval`` sets as further splits ``eval:NAME`` (indices into the set itself).
+
+    :func:`finish` scores every split but ``train``, so they get the restored best weights, the
+    run's normaliser and the same metric code as val and test; training never sees them.
+    """
+    from smallvision.data.evalsets import load_eval_sets
+
+    targets = [h.target or n for n, h in heads.items() if h.kind != "reconstruction"]
+    for name, s in load_eval_sets(cfg.eval, data, cfg.data, targets).items():
+        splits[name] = np.arange(len(s))
+        split_data[name] = Split(s.images, head_targets(s, heads, splits[name]))
 
 
 def make_trainer(p: Prepared, run_dir: Path, callbacks: Sequence[Callback] = ()) -> Trainer:
