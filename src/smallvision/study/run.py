@@ -25,7 +25,7 @@ from smallvision.data.augment.pipeline import Pipeline, build_augment
 from smallvision.data.dataset import ImageSet
 from smallvision.data.load import load_data
 from smallvision.data.normalize import Normalizer, fit_normalizer
-from smallvision.data.splits import make_splits
+from smallvision.data.splits import Splits, make_splits
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import compute_metrics, scalar_metrics
 from smallvision.evaluate.predict import predict, to_outputs
@@ -185,7 +185,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     return Prepared(cfg, data, heads, splits, split_data, normalizer, augment, model, meta)
 
 
-def add_eval_sets(cfg: RunConfig, data: ImageSet, heads: dict, splits: dict, split_data: dict) -> None:
+def add_eval_sets(cfg: RunConfig, data: ImageSet, heads: dict, splits: Splits, split_data: dict) -> None:
     """The config's ``eval`` sets as further splits ``eval:NAME`` (indices into the set itself).
 
     :func:`finish` scores every split but ``train``, so they get the restored best weights, the
@@ -197,6 +197,10 @@ def add_eval_sets(cfg: RunConfig, data: ImageSet, heads: dict, splits: dict, spl
     for name, s in load_eval_sets(cfg.eval, data, cfg.data, targets).items():
         splits[name] = np.arange(len(s))
         split_data[name] = Split(s.images, head_targets(s, heads, splits[name]))
+    if cfg.eval:  # recorded in metrics.json (data.split.eval) beside the split
+        splits.info["eval"] = {
+            n: e.model_dump(mode="json", exclude_defaults=True) for n, e in cfg.eval.items()
+        }
 
 
 def make_trainer(p: Prepared, run_dir: Path, callbacks: Sequence[Callback] = ()) -> Trainer:
