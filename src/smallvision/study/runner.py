@@ -1,0 +1,196 @@
+"""``smallvision study``: run a study into its directory with N workers, resume it, finish it.
+
+The study directory ``studies/<name>-<stamp>/`` holds everything, so that a run can be resumed
+(``study resume DIR``), extended with an edited file (``--dir DIR``), or shared by workers on
+several machines (``study work DIR --worker-id ID``):
+
+- ``study.yaml`` the file as given (an earlier one is kept as ``study.<n>.yaml``), ``study.json``
+  the command-line overrides, ``study.resolved.yaml`` the cells with their ids;
+- ``runs/<cell_id>/`` one run directory per cell; ``claims/`` the workers' claims (``study.claims``);
+- ``selections.json``, ``results.csv``, ``summary.md`` (``study.results``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from smallvision.config import read_yaml
+from smallvision.errors import UserError
+from smallvision.study.claims import DEFAULT_STALE_AFTER
+from smallvision.study.results import write_all
+from smallvision.study.rundir import new_run_dir, write_json
+from smallvision.study.spec import StudySpec, load_study
+from smallvision.study.worker import PlannedCell, Worker, cell_state
+
+
+@dataclass
+class StudyResult:
+    """A finished study: its directory and the final state of every cell."""
+
+    dir: Path
+    cells: list[PlannedCell]
+
+    @property
+    def failed(self) -> list[PlannedCell]:
+        return [c for c in self.cells if c.state == "failed"]
+
+
+def run_study(
+    path: str | Path | dict,
+    overrides: list[str] | None = None,
+    workers: int = 1,
+    directory: str | Path | None = None,
+    stale_after: float = DEFAULT_STALE_AFTER,
+    progress: bool = True,
+) -> StudyResult:
+    """Run a study file into a new study directory (or into ``directory``, reusing its finished cells).
+
+    Args:
+        path: the study file (or a mapping of one).
+        overrides: ``key=value`` overrides of the base run config.
+        workers: worker processes; each gets ``max(1, cores // workers)`` torch threads.
+        directory: an existing study directory to continue with this (possibly edited) file.
+        stale_after: seconds without heartbeat after which a worker's claim is taken over.
+        progress: show the progress display (plain lines when stdout is not a terminal).
+
+    Raises:
+        UserError: the study file is invalid (nothing has trained), or ``directory`` is not a study.
+    """
+    overrides = list(overrides or [])
+    spec = load_study(path, overrides)  # the whole file is checked before anything trains
+    if directory is None:
+        study_dir = new_run_dir(spec.output_dir, spec.name)
+    else:
+        study_dir = _existing(directory)
+    _save_file(study_dir, path)
+    write_json(study_dir / "study.json", {"overrides": overrides})
+    return execute(spec, study_dir, workers, stale_after, progress)
+
+
+def resume_study(
+    directory: str | Path,
+    file: str | Path | None = None,
+    workers: int = 1,
+    stale_after: float = DEFAULT_STALE_AFTER,
+    progress: bool = True,
+) -> StudyResult:
+    """Finish a study directory: skip done cells, continue killed ones, retry failed ones.
+
+    With ``file``, the (edited) study file replaces the directory's: cells with unchanged ids are kept.
+    """
+    study_dir = _existing(directory)
+    if file is not None:
+        return run_study(file, load_overrides(study_dir), workers, study_dir, stale_after, progress)
+    return execute(load_spec(study_dir), study_dir, workers, stale_after, progress)
+
+
+def _existing(directory: str | Path) -> Path:
+    study_dir = Path(directory)
+    if not (study_dir / "study.yaml").is_file():
+        raise UserError(f"{str(study_dir)!r} is not a study directory (no study.yaml); give studies/<name>-<stamp>")
+    return study_dir
+
+
+def load_overrides(study_dir: Path) -> list[str]:
+    path = study_dir / "study.json"
+    return json.loads(path.read_text()).get("overrides", []) if path.is_file() else []
+
+
+def load_spec(study_dir: Path) -> StudySpec:
+    """The study as its directory defines it: ``study.yaml`` with the saved overrides."""
+    return load_study(read_yaml(study_dir / "study.yaml"), load_overrides(study_dir))
+
+
+def _save_file(study_dir: Path, path: str | Path | dict) -> None:
+    """``study.yaml`` as given; a different earlier one is kept as ``study.<n>.yaml``, never lost."""
+    text = yaml.safe_dump(path, sort_keys=False) if isinstance(path, dict) else Path(path).read_text()
+    target = study_dir / "study.yaml"
+    if target.is_file() and target.read_text() != text:
+        n = 1
+        while (study_dir / f"study.{n}.yaml").exists():
+            n += 1
+        target.rename(study_dir / f"study.{n}.yaml")
+    target.write_text(text)
+
+
+def retry_failed(study_dir: Path) -> None:
+    """Move the failed cells' run directories aside (``runs/<id>.failed-<n>``) so they run again."""
+    runs = study_dir / "runs"
+    if not runs.is_dir():
+        return
+    for run_dir in sorted(runs.iterdir()):
+        if "." not in run_dir.name and cell_state(study_dir, run_dir.name) == "failed":
+            n = 1
+            while (runs / f"{run_dir.name}.failed-{n}").exists():
+                n += 1
+            run_dir.rename(runs / f"{run_dir.name}.failed-{n}")
+
+
+def threads_per_worker(workers: int) -> int:
+    """Torch threads for each of ``workers`` processes so the cores are not oversubscribed."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def execute(spec: StudySpec, study_dir: Path, workers: int, stale_after: float, progress: bool) -> StudyResult:
+    """Run every unfinished cell with ``workers`` workers, then write the result files."""
+    from smallvision.study.progress import ProgressDisplay
+
+    if workers < 1:
+        raise UserError(f"--workers {workers}: expected at least 1")
+    retry_failed(study_dir)
+    threads = threads_per_worker(workers)
+    display = ProgressDisplay(spec, study_dir, stale_after, enabled=progress).start()
+    try:
+        if workers == 1:
+            plan = Worker(spec, study_dir, "w1", threads, stale_after).run()
+        else:
+            plan = _spawn(spec, study_dir, workers, threads, stale_after)
+    finally:
+        display.stop()
+    write_all(spec, study_dir, plan)
+    return StudyResult(study_dir, plan)
+
+
+def _spawn(spec: StudySpec, study_dir: Path, workers: int, threads: int, stale_after: float) -> list[PlannedCell]:
+    """N worker processes (``smallvision study work``) on the directory; wait for all of them."""
+    from smallvision.study.worker import plan_cells
+
+    command = [sys.executable, "-m", "smallvision", "study", "work", str(study_dir)]
+    common = ["--threads", str(threads), "--stale-after", str(stale_after), "--parent", str(os.getpid())]
+    procs = [subprocess.Popen([*command, "--worker-id", f"w{i + 1}", *common]) for i in range(workers)]
+    try:
+        for p in procs:
+            p.wait()
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        raise
+    return plan_cells(spec, study_dir)
+
+
+def work(
+    directory: str | Path,
+    worker_id: str,
+    threads: int | None = None,
+    stale_after: float = DEFAULT_STALE_AFTER,
+    parent: int | None = None,
+) -> StudyResult:
+    """One worker on a study directory (``smallvision study work``), e.g. on another machine.
+
+    The worker started by a coordinator (``parent``) leaves the result files to it; an
+    independent one writes them when the study is complete.
+    """
+    study_dir = _existing(directory)
+    spec = load_spec(study_dir)
+    plan = Worker(spec, study_dir, worker_id, threads, stale_after, parent).run()
+    if parent is None:
+        write_all(spec, study_dir, plan)
+    return StudyResult(study_dir, plan)
+
