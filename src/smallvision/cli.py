@@ -287,7 +287,9 @@ def study_work(
 
     from smallvision.study.runner import work
 
-    result = work(directory, worker_id or f"{socket.gethostname()}-{os.getpid()}", threads, stale_after, parent)
+    result = work(
+        directory, worker_id or f"{socket.gethostname()}-{os.getpid()}", threads, stale_after, parent
+    )
     if parent is None:
         _study_done(result)
     elif result.failed:
@@ -301,7 +303,10 @@ def _study_done(result) -> None:
     for c in result.failed:
         typer.echo(f"failed: {c.name}", err=True)
     if result.failed:
-        typer.echo(f"{len(result.failed)} cell(s) failed; fix and rerun: smallvision study resume {result.dir}", err=True)
+        typer.echo(
+            f"{len(result.failed)} cell(s) failed; fix and rerun: smallvision study resume {result.dir}",
+            err=True,
+        )
         raise typer.Exit(1)
 
 

@@ -65,7 +65,9 @@ def resolved_yaml(spec: StudySpec, plan: list[PlannedCell]) -> str:
                 **({"error": pc.error} if pc.error else {}),
             })  # fmt: skip
         steps.append({"name": step.name, "depends_on": list(step.depends_on), "cells": cells})
-    return yaml.dump({"name": spec.name, "base": spec.base, "steps": steps}, Dumper=_NoAliases, sort_keys=False)
+    return yaml.dump(
+        {"name": spec.name, "base": spec.base, "steps": steps}, Dumper=_NoAliases, sort_keys=False
+    )
 
 
 class _NoAliases(yaml.SafeDumper):
@@ -99,7 +101,9 @@ def selections(study_dir: Path, plan: list[PlannedCell]) -> list[dict]:
             candidates = []
             for c in by_step.get(m["step"], []):
                 if c.state == "done":
-                    value = flat_metrics(study_dir / "runs" / c.key, read_run_metrics(study_dir / "runs" / c.key))
+                    value = flat_metrics(
+                        study_dir / "runs" / c.key, read_run_metrics(study_dir / "runs" / c.key)
+                    )
                     candidates.append({"cell": c.key, "label": c.cell.label, "value": value.get(metric)})
             scored = [c for c in candidates if c["value"] is not None]
             chosen = (max if up else min)(scored, key=lambda c: c["value"])["cell"] if scored else None
@@ -113,7 +117,12 @@ def selections(study_dir: Path, plan: list[PlannedCell]) -> list[dict]:
 
 def result_row(study_dir: Path, pc: PlannedCell) -> dict:
     """One results.csv row: the cell, its state (and error), flattened metrics, time, parameters."""
-    row = {"step": pc.cell.step, "cell_id": pc.key or "", "label": pc.cell.label, "variant": pc.cell.variant or ""}
+    row = {
+        "step": pc.cell.step,
+        "cell_id": pc.key or "",
+        "label": pc.cell.label,
+        "variant": pc.cell.variant or "",
+    }
     row.update(pc.cell.values)
     row.update({"seed": pc.cell.seed, "status": _status(pc), "error": pc.error or ""})
     if pc.key is None:
@@ -150,7 +159,9 @@ def columns(spec: StudySpec, rows: list[dict]) -> list[str]:
         for cell in step.cells:
             axes += [k for k in cell.values if k not in axes]
     seen = {k for r in rows for k in r}
-    metrics = sorted(k for k in seen if k.startswith("test/")) + sorted(k for k in seen if k.startswith("val/"))
+    metrics = sorted(k for k in seen if k.startswith("test/")) + sorted(
+        k for k in seen if k.startswith("val/")
+    )
     return fixed + axes + ["seed", "status", "error"] + metrics + ["train_seconds", "parameters"]
 
 

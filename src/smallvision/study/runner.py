@@ -94,7 +94,9 @@ def resume_study(
 def _existing(directory: str | Path) -> Path:
     study_dir = Path(directory)
     if not (study_dir / "study.yaml").is_file():
-        raise UserError(f"{str(study_dir)!r} is not a study directory (no study.yaml); give studies/<name>-<stamp>")
+        raise UserError(
+            f"{str(study_dir)!r} is not a study directory (no study.yaml); give studies/<name>-<stamp>"
+        )
     return study_dir
 
 
@@ -138,7 +140,9 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def execute(spec: StudySpec, study_dir: Path, workers: int, stale_after: float, progress: bool) -> StudyResult:
+def execute(
+    spec: StudySpec, study_dir: Path, workers: int, stale_after: float, progress: bool
+) -> StudyResult:
     """Run every unfinished cell with ``workers`` workers, then write the result files."""
     from smallvision.study.progress import ProgressDisplay
 
@@ -158,7 +162,9 @@ def execute(spec: StudySpec, study_dir: Path, workers: int, stale_after: float, 
     return StudyResult(study_dir, plan)
 
 
-def _spawn(spec: StudySpec, study_dir: Path, workers: int, threads: int, stale_after: float) -> list[PlannedCell]:
+def _spawn(
+    spec: StudySpec, study_dir: Path, workers: int, threads: int, stale_after: float
+) -> list[PlannedCell]:
     """N worker processes (``smallvision study work``) on the directory; wait for all of them."""
     from smallvision.study.worker import plan_cells
 
@@ -193,4 +199,3 @@ def work(
     if parent is None:
         write_all(spec, study_dir, plan)
     return StudyResult(study_dir, plan)
-

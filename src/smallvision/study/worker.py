@@ -47,7 +47,9 @@ def flat_metrics(run_dir: Path, metrics: dict) -> dict[str, float]:
     best = metrics.get("best_epoch")
     for row in read_history(run_dir):
         if best is not None and row.get("epoch") == str(best):
-            flat.update({k: float(v) for k, v in row.items() if k.startswith("val/") and k.endswith("loss") and v})
+            flat.update(
+                {k: float(v) for k, v in row.items() if k.startswith("val/") and k.endswith("loss") and v}
+            )
     return flat
 
 
@@ -112,7 +114,9 @@ def _resolve(spec: StudySpec, pc: PlannedCell, lookup) -> None:
     cell = pc.cell
     pc.baseline = cell.overrides.get("baseline")
     if pc.baseline is not None:  # a scikit-learn baseline: the run config without the network choice
-        cell = dataclasses.replace(cell, overrides={k: v for k, v in cell.overrides.items() if k != "baseline"})
+        cell = dataclasses.replace(
+            cell, overrides={k: v for k, v in cell.overrides.items() if k != "baseline"}
+        )
     try:
         pc.config = resolve_cell(spec, cell, lookup)
     except (UserError, KeyError) as exc:
@@ -196,7 +200,10 @@ class Worker:
         try:
             run_cell(pc, run_dir, self.threads, [ClaimGuard(claim)])
         except ClaimLost:
-            print(f"[{self.worker_id}] {pc.key}: claim taken over by another worker; left to it", file=sys.stderr)
+            print(
+                f"[{self.worker_id}] {pc.key}: claim taken over by another worker; left to it",
+                file=sys.stderr,
+            )
         except Exception as exc:  # any failure stays with its cell; the other cells go on
             message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, UserError) else str(exc)
             write_json(run_dir / "error.json", {
