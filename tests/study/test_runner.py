@@ -100,8 +100,10 @@ def test_second_step_takes_the_best_cell_of_the_first_on_validation(tmp_path):
     best = min(first, key=lambda r: float(r["val/loss"]))
     (selection,) = json.loads((result.dir / "selections.json").read_text())
     assert selection["metric"] == "val/loss" and selection["higher_is_better"] is False
-    assert {c["cell"] for c in selection["candidates"]} == {r["cell_id"] for r in first}
-    assert selection["chosen"] == best["cell_id"]
+    assert {c["cell"]: c["value"] for c in selection["candidates"]} == {
+        r["cell_id"]: float(r["val/loss"]) for r in first
+    }
+    assert selection["chosen"]["cell"] == best["cell_id"]  # one seed per variant: the lowest val/loss
     (second,) = [r for r in table if r["step"] == "longer"]
     chosen_cfg = yaml.safe_load((result.dir / "runs" / best["cell_id"] / "config.yaml").read_text())
     second_cfg = yaml.safe_load((result.dir / "runs" / second["cell_id"] / "config.yaml").read_text())

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import os
-import re
 import statistics
 from pathlib import Path
 
@@ -19,11 +18,8 @@ import yaml
 
 from smallvision.evaluate.metrics import HEADLINE
 from smallvision.study.spec import StudySpec
+from smallvision.study.spec_refs import higher_is_better
 from smallvision.study.worker import PlannedCell, flat_metrics, read_run_metrics
-
-# "@step.best(metric)" with an optional ".key.path" after it: a selection to record
-BEST = re.compile(r"^@(?P<step>[\w-]+)\.best\((?P<metric>[^),]+)(?:,\s*(?P<mode>min|max))?\)")
-LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "error")
 
 
 def write_text(path: Path, text: str) -> None:
@@ -42,26 +38,16 @@ def write_all(spec: StudySpec, study_dir: Path, plan: list[PlannedCell]) -> None
     write_text(study_dir / "summary.md", summary_markdown(spec, plan, rows))
 
 
-def _at(tree: dict, key: str):
-    for part in key.split("."):
-        tree = tree.get(part) if isinstance(tree, dict) else None
-    return tree
-
-
 def resolved_yaml(spec: StudySpec, plan: list[PlannedCell]) -> str:
     """The steps and their cells: id, state, values, seed, and overrides with references resolved."""
     steps = []
     for step in spec.steps:
         cells = []
         for pc in (p for p in plan if p.cell.step == step.name):
-            dump = pc.config.model_dump(mode="json") if pc.config is not None else None
-            overrides = {
-                k: (_at(dump, k) if dump is not None and isinstance(v, str) and v.startswith("@") else v)
-                for k, v in pc.cell.overrides.items()
-            }
             cells.append({
                 "id": pc.key, "label": pc.cell.label, "variant": pc.cell.variant, "values": pc.cell.values,
-                "seed": pc.cell.seed, "state": pc.state, "overrides": overrides, "unresolved": pc.cell.overrides,
+                "seed": pc.cell.seed, "state": pc.state,
+                "overrides": pc.overrides if pc.overrides is not None else pc.cell.overrides,
                 **({"error": pc.error} if pc.error else {}),
             })  # fmt: skip
         steps.append({"name": step.name, "depends_on": list(step.depends_on), "cells": cells})
@@ -77,11 +63,7 @@ class _NoAliases(yaml.SafeDumper):
         return True
 
 
-def higher_is_better(metric: str, mode: str | None = None) -> bool:
-    """Direction of a metric: explicit ``min``/``max``, else losses and errors are minimised."""
-    if mode:
-        return mode == "max"
-    return not metric.rsplit("/", 1)[-1].endswith(LOWER_IS_BETTER)
+RULE = "best mean over seeds of the metric on validation, then that group's best seed (spec.select_best)"
 
 
 def selections(study_dir: Path, plan: list[PlannedCell]) -> list[dict]:
@@ -91,28 +73,30 @@ def selections(study_dir: Path, plan: list[PlannedCell]) -> list[dict]:
         by_step.setdefault(pc.cell.step, []).append(pc)
     out = []
     for pc in plan:
-        if pc.config is None:
-            continue
-        for key, ref in pc.cell.overrides.items():
-            m = BEST.match(ref) if isinstance(ref, str) else None
-            if not m:
-                continue
-            metric, up = m["metric"].strip(), higher_is_better(m["metric"].strip(), m["mode"])
-            candidates = []
-            for c in by_step.get(m["step"], []):
-                if c.state == "done":
-                    value = flat_metrics(
-                        study_dir / "runs" / c.key, read_run_metrics(study_dir / "runs" / c.key)
-                    )
-                    candidates.append({"cell": c.key, "label": c.cell.label, "value": value.get(metric)})
-            scored = [c for c in candidates if c["value"] is not None]
-            chosen = (max if up else min)(scored, key=lambda c: c["value"])["cell"] if scored else None
+        for sel in pc.selections:
+            candidates = [
+                {
+                    "cell": c.key,
+                    "group": c.cell.group,
+                    "seed": c.cell.seed,
+                    "value": _metric(study_dir, c, sel.metric),
+                }
+                for c in by_step.get(sel.step, [])
+                if c.state == "done"
+            ]
             out.append({
-                "cell": pc.key, "step": pc.cell.step, "key": key, "reference": ref, "rule": "best",
-                "metric": metric, "higher_is_better": up, "candidates": candidates, "chosen": chosen,
-                "resolved": _at(pc.config.model_dump(mode="json"), key),
+                "cell": pc.key, "step": pc.cell.step, "from_step": sel.step, "rule": RULE,
+                "metric": sel.metric, "higher_is_better": higher_is_better(sel.metric),
+                "group_means": sel.means, "candidates": candidates,
+                "chosen": {"group": sel.group, "mean": sel.mean, "seeds": sel.seeds,
+                           "cell": sel.outcome.run_dir.name, "run_dir": str(sel.outcome.run_dir)},
             })  # fmt: skip
     return out
+
+
+def _metric(study_dir: Path, pc: PlannedCell, metric: str) -> float | None:
+    run_dir = study_dir / "runs" / pc.key
+    return flat_metrics(run_dir, read_run_metrics(run_dir)).get(metric)
 
 
 def result_row(study_dir: Path, pc: PlannedCell) -> dict:
@@ -180,7 +164,7 @@ def summary_markdown(spec: StudySpec, plan: list[PlannedCell], rows: list[dict])
         step_rows = [(pc, r) for pc, r in zip(plan, rows, strict=True) if pc.cell.step == step.name]
         groups: dict[str, list[dict]] = {}
         for pc, r in step_rows:
-            groups.setdefault(pc.cell.label, []).append(r)
+            groups.setdefault(pc.cell.group, []).append(r)
         names = ["val/loss", *_step_metrics(step_rows)]
         lines += [f"## Step {step.name}", "", group_table(groups, names), ""]
     return "\n".join(lines)

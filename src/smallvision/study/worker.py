@@ -10,14 +10,13 @@ on is done or failed, because its cells' configs (and so their ids) come from th
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import os
 import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from smallvision.config import RunConfig, apply_overrides, build_config
@@ -25,7 +24,15 @@ from smallvision.errors import UserError
 from smallvision.evaluate.metrics import scalar_metrics
 from smallvision.study.claims import Claim, Claims
 from smallvision.study.rundir import write_json
-from smallvision.study.spec import Cell, CellOutcome, StudySpec, cell_id, resolve_cell
+from smallvision.study.spec import (
+    Cell,
+    CellOutcome,
+    Selection,
+    StudySpec,
+    cell_config,
+    cell_id,
+    resolve_overrides,
+)
 
 POLL_SECONDS = 0.5
 
@@ -70,6 +77,8 @@ class PlannedCell:
     key: str | None = None
     config: RunConfig | None = None
     baseline: str | None = None
+    overrides: dict | None = None  # the cell's overrides with every reference resolved
+    selections: list[Selection] = field(default_factory=list)  # what its best(...) references chose
     error: str | None = None  # the resolution failed (e.g. best() over a step without results)
     state: str = "waiting"  # waiting | pending | running | done | failed
 
@@ -111,18 +120,14 @@ def plan_cells(spec: StudySpec, study_dir: Path, claims: Claims | None = None) -
 
 
 def _resolve(spec: StudySpec, pc: PlannedCell, lookup) -> None:
-    cell = pc.cell
-    pc.baseline = cell.overrides.get("baseline")
-    if pc.baseline is not None:  # a scikit-learn baseline: the run config without the network choice
-        cell = dataclasses.replace(
-            cell, overrides={k: v for k, v in cell.overrides.items() if k != "baseline"}
-        )
+    pc.baseline = pc.cell.baseline
     try:
-        pc.config = resolve_cell(spec, cell, lookup)
-    except (UserError, KeyError) as exc:
-        pc.error, pc.state = f"step {cell.step} cell {cell.label}: {exc}", "failed"
+        pc.overrides, pc.selections = resolve_overrides(spec, pc.cell, lookup)
+        pc.config = cell_config(spec, pc.cell, pc.overrides)
+    except UserError as exc:  # e.g. best() over a step whose cells all failed
+        pc.error, pc.state = str(exc), "failed"
         return
-    pc.key = cell_id(pc.config) if pc.baseline is None else f"{pc.baseline}-{cell_id(pc.config)}"
+    pc.key = cell_id(pc.config, pc.baseline)
 
 
 def outcome(study_dir: Path, pc: PlannedCell) -> CellOutcome:
