@@ -297,14 +297,16 @@ def study_work(
 
 
 def _study_done(result) -> None:
-    """The study directory and its failed cells; exit 1 when any cell failed."""
+    """The study directory and its failed cells; exit 1 unless every cell completed."""
     done = sum(c.state == "done" for c in result.cells)
     typer.echo(f"study directory: {result.dir}  ({done}/{len(result.cells)} cells completed)")
     for c in result.failed:
         typer.echo(f"failed: {c.name}", err=True)
-    if result.failed:
+    for c in result.unfinished:
+        typer.echo(f"unfinished (a worker died): {c.name}", err=True)
+    if result.failed or result.unfinished:
         typer.echo(
-            f"{len(result.failed)} cell(s) failed; fix and rerun: smallvision study resume {result.dir}",
+            f"{len(result.cells) - done} cell(s) not completed; rerun: smallvision study resume {result.dir}",
             err=True,
         )
         raise typer.Exit(1)

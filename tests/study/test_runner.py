@@ -275,3 +275,14 @@ def test_not_a_study_directory_is_a_user_error(tmp_path):
     out = CliRunner().invoke(app, ["study", "resume", str(tmp_path)])
     assert out.exit_code != 0 and "not a study directory" in str(out.exception or out.output)
     assert os.listdir(tmp_path) == []
+
+
+def test_threads_are_divided_among_workers_unless_the_cell_sets_them():
+    from smallvision.config import build_config
+    from smallvision.study.runner import threads_per_worker
+    from smallvision.study.worker import with_threads
+
+    assert threads_per_worker(1) == (os.cpu_count() or 1) and threads_per_worker(10**6) == 1
+    assert with_threads(build_config({}), 3).train.threads == 3
+    assert with_threads(build_config({"train": {"threads": 2}}), 3).train.threads == 2
+    assert with_threads(build_config({}), None).train.threads is None

@@ -41,6 +41,11 @@ class StudyResult:
     def failed(self) -> list[PlannedCell]:
         return [c for c in self.cells if c.state == "failed"]
 
+    @property
+    def unfinished(self) -> list[PlannedCell]:
+        """Cells neither done nor failed: a worker process died before the end."""
+        return [c for c in self.cells if c.state not in ("done", "failed")]
+
 
 def run_study(
     path: str | Path | dict,
