@@ -286,3 +286,10 @@ def test_threads_are_divided_among_workers_unless_the_cell_sets_them():
     assert with_threads(build_config({}), 3).train.threads == 3
     assert with_threads(build_config({"train": {"threads": 2}}), 3).train.threads == 2
     assert with_threads(build_config({}), None).train.threads is None
+
+
+def test_summary_compares_the_groups_with_statistics_when_compare_is_available(tmp_path):
+    pytest.importorskip("smallvision.evaluate.compare")
+    result = run_study(study_file(tmp_path, variants=VARIANTS, seeds=[1, 2]), progress=False)
+    summary = (result.dir / "summary.md").read_text()
+    assert "| narrow | 2/2 |" in summary and "**Verdict:**" in summary and "test/label/accuracy" in summary

@@ -11,14 +11,13 @@ import csv
 import io
 import json
 import os
-import statistics
 from pathlib import Path
 
 import yaml
 
-from smallvision.evaluate.metrics import HEADLINE
 from smallvision.study.spec import StudySpec
 from smallvision.study.spec_refs import higher_is_better
+from smallvision.study.summary import summary_markdown
 from smallvision.study.worker import PlannedCell, flat_metrics, read_run_metrics
 
 
@@ -35,7 +34,7 @@ def write_all(spec: StudySpec, study_dir: Path, plan: list[PlannedCell]) -> None
     write_text(study_dir / "study.resolved.yaml", resolved_yaml(spec, plan))
     write_text(study_dir / "selections.json", json.dumps(selections(study_dir, plan), indent=2))
     write_text(study_dir / "results.csv", results_csv(spec, rows))
-    write_text(study_dir / "summary.md", summary_markdown(spec, plan, rows))
+    write_text(study_dir / "summary.md", summary_markdown(spec, study_dir, plan, rows))
 
 
 def resolved_yaml(spec: StudySpec, plan: list[PlannedCell]) -> str:
@@ -155,45 +154,3 @@ def results_csv(spec: StudySpec, rows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
-
-
-def summary_markdown(spec: StudySpec, plan: list[PlannedCell], rows: list[dict]) -> str:
-    """Per step: one line per group of cells that differ only in their seed."""
-    lines = [f"# Study {spec.name}", ""]
-    for step in spec.steps:
-        step_rows = [(pc, r) for pc, r in zip(plan, rows, strict=True) if pc.cell.step == step.name]
-        groups: dict[str, list[dict]] = {}
-        for pc, r in step_rows:
-            groups.setdefault(pc.cell.group, []).append(r)
-        names = ["val/loss", *_step_metrics(step_rows)]
-        lines += [f"## Step {step.name}", "", group_table(groups, names), ""]
-    return "\n".join(lines)
-
-
-def _step_metrics(step_rows) -> list[str]:
-    """Each head's headline test metric (accuracy, mae, mse: ``metrics.HEADLINE``) in these rows."""
-    suffixes = tuple(f"/{name}" for name, _ in HEADLINE.values())
-    out = {k for _, r in step_rows for k in r if k.startswith("test/") and k.endswith(suffixes)}
-    return sorted(out)
-
-
-def group_table(groups: dict[str, list[dict]], metrics: list[str]) -> str:
-    """A markdown table: group, completed/total runs, mean ± std (over seeds) of each metric."""
-    head = "| cells | runs | " + " | ".join(metrics) + " |"
-    lines = [head, "|" + "---|" * (len(metrics) + 2)]
-    for label, rows in groups.items():
-        done = [r for r in rows if r["status"] == "completed"]
-        cells = []
-        for m in metrics:
-            values = [float(r[m]) for r in done if r.get(m) not in (None, "")]
-            cells.append(_mean_std(values))
-        lines.append(f"| {label} | {len(done)}/{len(rows)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
