@@ -49,8 +49,9 @@ def read_run_metrics(run_dir: Path) -> dict:
 def flat_metrics(run_dir: Path, metrics: dict) -> dict[str, float]:
     """``val/<head>/<metric>``, ``test/<head>/<metric>`` and the best epoch's val losses from history."""
     flat = {}
+    splits = metrics.get("splits", metrics)  # versioned records nest the splits; older files do not
     for split in ("val", "test"):
-        flat.update({f"{split}/{k}": v for k, v in scalar_metrics(metrics.get(split, {})).items()})
+        flat.update({f"{split}/{k}": v for k, v in scalar_metrics(splits.get(split) or {}).items()})
     best = metrics.get("best_epoch")
     for row in read_history(run_dir):
         if best is not None and row.get("epoch") == str(best):
