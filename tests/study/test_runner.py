@@ -293,3 +293,30 @@ def test_summary_compares_the_groups_with_statistics_when_compare_is_available(t
     result = run_study(study_file(tmp_path, variants=VARIANTS, seeds=[1, 2]), progress=False)
     summary = (result.dir / "summary.md").read_text()
     assert "| narrow | 2/2 |" in summary and "**Verdict:**" in summary and "test/label/accuracy" in summary
+
+
+def test_killing_the_coordinator_stops_its_workers_and_resume_finishes_each_cell_once(tmp_path, capsys):
+    base = dict(BASE, model={"name": "cnn_small", "params": {"channels": [8, 16], "hidden": 32}})
+    base["train"] = {**BASE["train"], "epochs": 4}
+    raw = {"name": "demo", "output_dir": str(tmp_path / "studies"), "base": base, "variants": VARIANTS}
+    raw.update(
+        variants={"a": {}, "b": {"train.optimizer.lr": 0.003}, "c": {"train.batch_size": 32}}, seeds=[1, 2]
+    )
+    path = tmp_path / "k.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    cmd = [sys.executable, "-m", "smallvision", "study", str(path), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stdout:  # until the first cell is done
+        seen.append(line.rstrip("\n"))
+        if executions(line.rstrip("\n")):
+            break
+    os.kill(proc.pid, 9)
+    seen += proc.stdout.read().splitlines()  # ends when every worker has closed the pipe: they exited
+    proc.wait()
+    before = executions("\n".join(seen))
+    (study_dir,) = (tmp_path / "studies").iterdir()
+    assert 1 <= len(before) < 6
+    resumed = resume_study(study_dir, progress=False)
+    after = executions(capsys.readouterr().out)
+    assert not resumed.failed and sorted(before + after) == sorted(c.key for c in resumed.cells)
