@@ -320,3 +320,17 @@ def test_killing_the_coordinator_stops_its_workers_and_resume_finishes_each_cell
     resumed = resume_study(study_dir, progress=False)
     after = executions(capsys.readouterr().out)
     assert not resumed.failed and sorted(before + after) == sorted(c.key for c in resumed.cells)
+
+
+def test_resume_and_workers_need_neither_the_study_file_nor_its_base_file(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "base.yaml").write_text(yaml.safe_dump(BASE))
+    raw = {"output_dir": str(tmp_path / "studies"), "base": "base.yaml", "seeds": [1]}
+    (folder / "named.yaml").write_text(yaml.safe_dump(raw))
+    first = run_study(folder / "named.yaml", ["train.epochs=1"], progress=False)
+    assert first.dir.name.startswith("named-")  # the name from the file's stem
+    (folder / "base.yaml").unlink()
+    monkeypatch.chdir(tmp_path)
+    again = resume_study(first.dir, progress=False)
+    assert [c.key for c in again.cells] == [c.key for c in first.cells] and not again.unfinished

@@ -75,7 +75,8 @@ def run_study(
     else:
         study_dir = _existing(directory)
     _save_file(study_dir, path)
-    write_json(study_dir / "study.json", {"overrides": overrides})
+    # the base as read (a relative base file resolved) and the name: resume and workers need no file
+    write_json(study_dir / "study.json", {"overrides": overrides, "name": spec.name, "base": spec.base})
     return execute(spec, study_dir, workers, stale_after, progress)
 
 
@@ -105,14 +106,26 @@ def _existing(directory: str | Path) -> Path:
     return study_dir
 
 
-def load_overrides(study_dir: Path) -> list[str]:
+def _saved(study_dir: Path) -> dict:
     path = study_dir / "study.json"
-    return json.loads(path.read_text()).get("overrides", []) if path.is_file() else []
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def load_overrides(study_dir: Path) -> list[str]:
+    return _saved(study_dir).get("overrides", [])
 
 
 def load_spec(study_dir: Path) -> StudySpec:
-    """The study as its directory defines it: ``study.yaml`` with the saved overrides."""
-    return load_study(read_yaml(study_dir / "study.yaml"), load_overrides(study_dir))
+    """The study as its directory defines it: ``study.yaml``, its saved base and overrides.
+
+    The base saved when the study started replaces a ``base:`` file path (relative to a study file
+    that may be elsewhere, or edited since); re-applying the overrides to it changes nothing.
+    """
+    raw, saved = read_yaml(study_dir / "study.yaml"), _saved(study_dir)
+    if "base" in saved:
+        raw["base"] = saved["base"]
+    raw.setdefault("name", saved.get("name"))
+    return load_study(raw, saved.get("overrides", []))
 
 
 def _save_file(study_dir: Path, path: str | Path | dict) -> None:
