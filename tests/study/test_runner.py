@@ -117,12 +117,13 @@ KILLED_STUDY = textwrap.dedent(
     import os, signal, sys
     from smallvision.study import worker
     from smallvision.study.runner import run_study
+    from smallvision.train.events import Callback
 
     started, run_cell = [], worker.run_cell
 
-    class KillMidEpoch:
-        def after_batch(self, t):
-            if t.epoch == 2 and t.batch_in_epoch == 3:  # after last.pt of epoch 2
+    class KillMidEpoch(Callback):
+        def after_batch(self, trainer, batch):
+            if batch.epoch == 3 and batch.index == 3:  # inside epoch 3, after last.pt of epoch 2
                 os.kill(os.getpid(), signal.SIGKILL)
 
     def killing_run_cell(pc, run_dir, threads, callbacks):

@@ -33,6 +33,7 @@ from smallvision.study.spec import (
     cell_id,
     resolve_overrides,
 )
+from smallvision.train.events import Callback
 
 POLL_SECONDS = 0.5
 
@@ -140,13 +141,13 @@ class ClaimLost(Exception):
     """This worker stalled past the heartbeat timeout and another took its cell over."""
 
 
-class ClaimGuard:
+class ClaimGuard(Callback):
     """Trainer callback: stop training a cell whose claim this worker no longer holds."""
 
     def __init__(self, claim: Claim) -> None:
         self.claim = claim
 
-    def after_batch(self, t) -> None:
+    def after_batch(self, trainer, batch) -> None:
         if self.claim.lost:
             raise ClaimLost(self.claim.path.name)
 
