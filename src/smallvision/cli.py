@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from smallvision.study.group import GroupResult
     from smallvision.study.run import RunResult
 
+
 class DefaultRunGroup(TyperGroup):
     """``smallvision study FILE ...`` means ``smallvision study run FILE ...``."""
 

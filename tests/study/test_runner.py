@@ -71,7 +71,7 @@ def test_two_variants_two_seeds_write_every_file(tmp_path, capsys):
     assert table[0]["parameters"] != table[2]["parameters"]  # the variants differ
     for r in table:
         metrics = json.loads((d / "runs" / r["cell_id"] / "metrics.json").read_text())
-        assert float(r["test/label/accuracy"]) == metrics["test"]["label"]["accuracy"]
+        assert float(r["test/label/accuracy"]) == metrics["splits"]["test"]["label"]["accuracy"]
     resolved = yaml.safe_load((d / "study.resolved.yaml").read_text())
     assert [c["id"] for c in resolved["steps"][0]["cells"]] == [r["cell_id"] for r in table]
     summary = (d / "summary.md").read_text()

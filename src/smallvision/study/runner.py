@@ -23,9 +23,9 @@ import yaml
 
 from smallvision.config import read_yaml
 from smallvision.errors import UserError
+from smallvision.rundir import new_run_dir, write_json
 from smallvision.study.claims import DEFAULT_STALE_AFTER
 from smallvision.study.results import write_all
-from smallvision.study.rundir import new_run_dir, write_json
 from smallvision.study.spec import StudySpec, load_study
 from smallvision.study.worker import PlannedCell, Worker, cell_state
 

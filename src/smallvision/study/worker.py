@@ -22,8 +22,8 @@ from pathlib import Path
 from smallvision.config import RunConfig, apply_overrides, build_config
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import scalar_metrics
+from smallvision.rundir import write_json
 from smallvision.study.claims import Claim, Claims
-from smallvision.study.rundir import write_json
 from smallvision.study.spec import (
     Cell,
     CellOutcome,
@@ -251,6 +251,8 @@ def run_cell(pc: PlannedCell, run_dir: Path, threads: int | None, callbacks: lis
 
         run_baseline(cfg, pc.baseline, run_dir)
     elif (run_dir / "config.yaml").is_file():
-        resume_run(run_dir, callbacks)  # killed mid-training: continue from checkpoints/last.pt
+        from smallvision.rundir import load_run
+
+        resume_run(load_run(run_dir), callbacks)  # killed mid-training: continue from checkpoints/last.pt
     else:
         run_config(cfg, run_dir=run_dir, callbacks=callbacks)
