@@ -1,17 +1,23 @@
-"""Training throughput, parameters and FLOPs of every model family at 28x28x1 (issue 4).
+"""Training throughput, parameters and FLOPs of every model family at 28x28x1 (issues 4 and 13).
 
 Each training step is what the trainer does: a random shift of every image (a batched
 ``affine_grid`` + ``grid_sample``, +-2 px), forward, loss, backward, Adam step; batch 128.
 Throughput is images/s in steady state: warm-up steps first (oneDNN picks and caches its
 kernels on the first calls), then as many steps as fit in ``--seconds``.
 
-First the settings are compared on ``cnn_bn`` (target: >= 600 images/s): intra-op threads,
-channels_last memory format, ``torch.compile`` (whose compile time is measured too) and, for
-information only, bf16 autocast (it changes the numerics, so it is the trainer's opt-in); the
-fastest eager fp32 setting is then used for every family, and ``torch.compile`` is chosen instead only
-when it is at least 20% faster and compiles in under a minute. Writes benchmarks/results/models.json.
+First the settings are compared on ``cnn_bn``: intra-op threads, channels_last memory format,
+``torch.compile`` (whose compile time is measured too) and, for information only, bf16 autocast
+(it changes the numerics, so it is the trainer's opt-in); the fastest eager fp32 setting is then
+used for every family, and ``torch.compile`` is chosen instead only when it is at least 20% faster
+and compiles in under a minute.
 
-    python benchmarks/bench_models.py [--seconds 3] [--models '*'] [--no-compile]
+Machines differ, so each family's throughput is also given as achieved GFLOP/s (the training
+step's FLOPs counted by ``FlopCounterMode`` times steps/s) and as a fraction of the fp32 matmul
+peak measured in the same run: peak and model are measured alternately for ``--rounds`` rounds
+and the best round of each is reported with the spread. Target: ``cnn_bn`` at >= 70% of the
+matmul peak. Writes benchmarks/results/models.json.
+
+    python benchmarks/bench_models.py [--seconds 3] [--rounds 3] [--models '*'] [--no-compile] [--quick]
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import save
+from common import interleaved, load_quiet_enough, save, spread
 from torch.utils.flop_counter import FlopCounterMode
 
 from smallvision.config import HeadConfig
@@ -32,7 +38,7 @@ from smallvision.registry import MODELS
 
 SHAPE = (1, 28, 28)
 BATCH = 128
-TARGET = ("cnn_bn", 600.0)  # images/s the issue asks of cnn_bn
+TARGET = ("cnn_bn", 0.70)  # fraction of the measured matmul peak the issue asks of cnn_bn training
 
 
 def heads_for(name: str) -> dict[str, HeadConfig]:
@@ -126,7 +132,7 @@ def wait_for_quiet(limit: float = 0.15, max_wait: float = 20.0) -> float | None:
     return busy
 
 
-def throughput(step, seconds: float, warmup: int = 3, min_steps: int = 5) -> dict[str, float]:
+def throughput(step, seconds: float, warmup: int = 3, min_steps: int = 3) -> dict[str, float]:
     """Images/s after ``warmup`` steps, over the steps that fit in ``seconds``; first-step time too.
 
     The headline figure uses the median step time, which other processes briefly taking a core
@@ -159,18 +165,44 @@ def throughput(step, seconds: float, warmup: int = 3, min_steps: int = 5) -> dic
     }
 
 
-def flops_per_image(name: str) -> dict[str, int]:
-    """Forward FLOPs per image counted by FlopCounterMode (matmuls and convs), and 3x that for training.
+def flops_per_image(name: str, channels_last: bool) -> dict[str, int]:
+    """Forward and training-step FLOPs per image counted by FlopCounterMode (matmuls and convs).
 
-    Training is estimated as forward + backward = 3x forward rather than counted, because in
-    torch 2.13 FlopCounterMode ignores ``groups`` in the convolution backward and overcounts
-    depthwise convs (dualstream's) by about the channel count.
+    The training step (augmentation, forward, loss, backward) is counted as it runs; 3x the
+    forward is given beside it, because FlopCounterMode's convolution backward formula ignores
+    ``groups`` and overcounts depthwise convs (dualstream's) by about their channel count.
     """
     net = build_model(name, {}, SHAPE, heads_for(name)).train()
     with FlopCounterMode(display=False) as forward:
         net(torch.randn(2, *SHAPE))
     per_image = forward.get_total_flops() // 2
-    return {"forward_flops": per_image, "train_flops_estimate": 3 * per_image}
+    step, _ = make_step(name, channels_last, compiled=False)
+    with FlopCounterMode(display=False) as train:
+        step()
+    return {
+        "forward_flops": per_image,
+        "train_flops": train.get_total_flops() // BATCH,
+        "train_flops_estimate": 3 * per_image,
+    }
+
+
+def measure_family(name: str, chosen: dict, seconds: float, rounds: int) -> dict:
+    """One family: parameters, FLOPs, and training throughput interleaved with the machine's peak."""
+    flops = flops_per_image(name, chosen["channels_last"])  # before the timed model exists
+    step, net = make_step(name, chosen["channels_last"], chosen["compile"])
+    row = {"model": name, "params": sum(p.numel() for p in net.parameters()), **flops}
+    peak, tries = interleaved(lambda: throughput(step, seconds), rounds)
+    best = max(tries, key=lambda t: t["images_per_s"])
+    row.update(best)
+    row["images_per_s_spread"] = spread([t["images_per_s"] for t in tries])
+    # the counted figure, except where the counter is known to overcount (grouped convs)
+    per_image = min(flops["train_flops"], flops["train_flops_estimate"] * 4 // 3)
+    row["achieved_gflops"] = round(best["images_per_s"] * per_image / 1e9, 1)
+    row["peak"] = peak
+    row["fraction_of_matmul_peak"] = round(row["achieved_gflops"] / peak["matmul_gflops"]["best"], 3)
+    row["fraction_of_conv_peak"] = round(row["achieved_gflops"] / peak["conv_gflops"]["best"], 3)
+    row["inference_images_per_s"] = inference_throughput(name, chosen["channels_last"])
+    return row
 
 
 def inference_throughput(name: str, channels_last: bool, passes: int = 5) -> float:
@@ -231,51 +263,56 @@ def choose(rows: list[dict]) -> tuple[dict, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measured time per setting/model")
+    parser.add_argument("--rounds", type=int, default=3, help="peak/model rounds per family")
     parser.add_argument("--models", default="*", help="shell pattern of models to measure")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile trial")
+    parser.add_argument("--quick", action="store_true", help="smoke test: cnn_bn only, short, not saved")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.rounds, args.models, args.no_compile = 0.3, 2, TARGET[0], True
+        WAIT_BUDGET[0] = 0.0
     load_before = os.getloadavg()
     t_start = time.perf_counter()
-    settings = compare_settings(args.seconds, not args.no_compile)
-    chosen, why = choose(settings)
+    if args.quick:  # the setting the full run chooses on every machine measured so far
+        settings = [{"threads": 2, "channels_last": True, "compile": False, "precision": "fp32"}]
+    else:
+        settings = compare_settings(args.seconds, not args.no_compile)
+    chosen, why = choose(settings) if not args.quick else (settings[0], "quick run: not compared")
     torch.set_num_threads(chosen["threads"])
     families = []
     for name in MODELS.list(args.models):
-        flops = flops_per_image(name)  # before the timed model exists, so it cannot disturb its memory
-        step, net = make_step(name, chosen["channels_last"], chosen["compile"])
-        row = {"model": name, "params": sum(p.numel() for p in net.parameters()), **flops}
-        row.update(throughput(step, args.seconds))
-        row["inference_images_per_s"] = inference_throughput(name, chosen["channels_last"])
-        families.append(row)
-        print(row, flush=True)
-    target = next((r["images_per_s"] for r in families if r["model"] == TARGET[0]), None)
-    save(
-        "models",
-        {
-            "command": "python benchmarks/bench_models.py "
-            + " ".join(
-                [f"--seconds {args.seconds:g}", f"--models '{args.models}'"]
-                + (["--no-compile"] if args.no_compile else [])
-            ),
-            "input": "28x28x1",
-            "batch": BATCH,
-            "augmentation": "random shift +-2 px per image (affine_grid + grid_sample)",
-            "heads": "10-class classification; autoencoders: reconstruction (MSE)",
-            "load_average_before": [round(v, 2) for v in load_before],
-            "load_average_after": [round(v, 2) for v in os.getloadavg()],
-            "settings_on_cnn_bn": settings,
-            "chosen": {k: chosen[k] for k in ("threads", "channels_last", "compile", "precision")},
-            "why": why,
-            "target": {
-                "model": TARGET[0],
-                "images_per_s": TARGET[1],
-                "measured": target,
-                "met": target is not None and target >= TARGET[1],
-            },
-            "families": families,
-            "wall_s": round(time.perf_counter() - t_start, 1),
+        families.append(measure_family(name, chosen, args.seconds, args.rounds))
+        print(families[-1], flush=True)
+    target = next((r for r in families if r["model"] == TARGET[0]), None)
+    payload = {
+        "command": "python benchmarks/bench_models.py "
+        + " ".join(
+            [f"--seconds {args.seconds:g}", f"--rounds {args.rounds}", f"--models '{args.models}'"]
+            + (["--no-compile"] if args.no_compile else [])
+        ),
+        "input": "28x28x1",
+        "batch": BATCH,
+        "augmentation": "random shift +-2 px per image (affine_grid + grid_sample)",
+        "heads": "10-class classification; autoencoders: reconstruction (MSE)",
+        "load_average_before": [round(v, 2) for v in load_before],
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "timing_valid": load_quiet_enough(load_before) and load_quiet_enough(),
+        "settings_on_cnn_bn": settings,
+        "chosen": {k: chosen[k] for k in ("threads", "channels_last", "compile", "precision")},
+        "why": why,
+        "target": {
+            "model": TARGET[0],
+            "fraction_of_matmul_peak": TARGET[1],
+            "measured": target and target["fraction_of_matmul_peak"],
+            "met": target is not None and target["fraction_of_matmul_peak"] >= TARGET[1],
         },
-    )
+        "families": families,
+        "wall_s": round(time.perf_counter() - t_start, 1),
+    }
+    if args.quick:
+        print(payload)
+        return
+    save("models", payload)
 
 
 if __name__ == "__main__":
