@@ -67,7 +67,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="smoke test: a few batches, not saved")
     args = ap.parse_args()
+    if args.quick:
+        args.batches, args.repeat = 8, 1
     pipe = build_augment(SPEC)
     load_before = os.getloadavg()[0]
     pipeline, baseline = {}, {}
@@ -84,6 +87,9 @@ def main() -> None:
         best, _ = images_per_second(build_augment({name: {}}), max(20, args.batches // 4), args.repeat)
         ops[name] = round(best)
     best = pipeline[f"threads_{threads}"]["best"]
+    if args.quick:
+        print(pipeline, ops)
+        return
     save(
         "augment",
         {

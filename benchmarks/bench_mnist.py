@@ -29,12 +29,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[42])
     ap.add_argument("--config", default=str(ROOT / "examples" / "mnist.yaml"))
+    ap.add_argument("--quick", action="store_true", help="smoke test: one seed, one epoch, not saved")
     args = ap.parse_args()
+    quick = {"train.epochs": 1} if args.quick else {}
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             start = time.perf_counter()
-            r = smallvision.run(args.config, seed=seed, output_dir=tmp, **{"train.progress": False})
+            r = smallvision.run(args.config, seed=seed, output_dir=tmp, **{"train.progress": False, **quick})
             wall = time.perf_counter() - start
             m = r.metrics
             runs.append(
@@ -68,6 +70,9 @@ def main() -> None:
         "targets": {"seconds_max": 60, "accuracy_min": 0.985},
         "meets_targets": max(secs) <= 60 and min(accs) >= 0.985,
     }
+    if args.quick:
+        print(summary)
+        return
     save("mnist", summary)
 
 

@@ -23,6 +23,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import measure_peak  # noqa: E402
+
 from smallvision.data.builtins import glyphs, patches
 from smallvision.data.load import load_source
 
@@ -108,7 +112,10 @@ def bench_builtins(repeat: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smoke test: one repeat, not saved")
     args = parser.parse_args()
+    if args.quick:
+        args.repeat = 1
     rng = np.random.default_rng(0)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,6 +128,8 @@ def main() -> None:
         print(
             f"{name:28s} {r['images']:>6d} images  {r['seconds']:7.3f} s  {r['images'] / r['seconds']:>10.0f} img/s{target}"
         )
+    if args.quick:
+        return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "benchmark": "readers",
@@ -134,6 +143,7 @@ def main() -> None:
         "repeat": args.repeat,
         "note": "best of `repeat` runs, wall-clock seconds",
         "results": results,
+        "peak": measure_peak(0.5),
     }
     RESULTS.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {RESULTS}")

@@ -31,43 +31,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from common import ROOT, load_quiet_enough, shown, measure_peak, save, spread  # noqa: E402
+from common import ROOT, load_quiet_enough, measure_peak, save, shown, spread  # noqa: E402
 
-from smallvision.study.run import resolve_config, run_config  # noqa: E402
-from smallvision.train.trainer import build_optimizer  # noqa: E402
+from smallvision.study.run import make_trainer, prepare, resolve_config, train_and_finish  # noqa: E402
+from smallvision.train.events import BatchInfo, Callback, EpochRecord  # noqa: E402
+from smallvision.train.optim import build_optimizer  # noqa: E402
+from smallvision.train.trainer import Split  # noqa: E402
 
 CONFIG = ROOT / "examples" / "mnist.yaml"
 TARGET = 0.90
 
 
-class Interleave:
-    """Trainer callback: times each epoch, then a burst of bare steps of a copy of the network."""
+class Interleave(Callback):
+    """Trainer callback: times each epoch, then a burst of bare steps of a copy of the network.
 
-    def __init__(self) -> None:
+    Args:
+        train: the run's training split (the bare step's fixed batch is its first images).
+    """
+
+    def __init__(self, train: Split) -> None:
+        self.train = train
         self.epochs: list[dict] = []
         self.bare: list[float] = []
 
     def before_fit(self, t) -> None:
-        self.steps = t.steps_per_epoch(t.train_split)
+        self.steps = t.steps_per_epoch(self.train)
         self.batch = t.cfg.batch_size
         self.net = copy.deepcopy(t.model).train()
         self.opt = build_optimizer(self.net, t.cfg)
-        images = t.train_split.images[: self.batch]
+        images = self.train.images[: self.batch]
         self.x = t.normalizer.standardize(t.normalizer.to_unit(images))
         if t.cfg.channels_last:
             self.x = self.x.contiguous(memory_format=torch.channels_last)
-        self.y = next(iter(t.train_split.targets.values()))[: self.batch]
+        self.y = next(iter(self.train.targets.values()))[: self.batch]
         self.head = next(iter(t.heads))
-        self.channels_last = t.cfg.channels_last
-
-    def before_epoch(self, t) -> None:
         self.start = time.perf_counter()
 
-    def after_batch(self, t) -> None:
-        if t.batch_in_epoch == self.steps - 1:
+    def before_batch(self, t, batch: BatchInfo) -> None:
+        if batch.index == 0:
+            self.start = time.perf_counter()
+
+    def after_batch(self, t, batch: BatchInfo) -> None:
+        if batch.index == self.steps - 1:
             self.loop_end = time.perf_counter()
 
-    def after_epoch(self, t) -> None:  # runs after the history and checkpoint callbacks
+    def after_epoch(self, t, record: EpochRecord) -> None:  # after the history and checkpoint callbacks
         end = time.perf_counter()
         images = self.steps * self.batch
         self.epochs.append(
@@ -96,11 +104,20 @@ class Interleave:
         self.opt.step()
 
 
+def train(cfg, run_dir: Path, callbacks=()) -> Split:
+    """One run of ``cfg`` into ``run_dir`` with the extra callbacks built by ``callbacks(p)``."""
+    p = prepare(cfg)
+    run_dir.mkdir(parents=True)
+    extra = [make(p.split_data["train"]) for make in callbacks]
+    train_and_finish(p, make_trainer(p, run_dir, extra), run_dir)
+    return extra
+
+
 def profile_fit(cfg, tmp: str) -> dict:
     """Train once under cProfile; the share of the fit's time in each part of an epoch."""
     profiler = cProfile.Profile()
     profiler.enable()
-    run_config(cfg, Path(tmp) / "profiled")
+    train(cfg, Path(tmp) / "profiled")
     profiler.disable()
     stats = pstats.Stats(profiler)
     cumulative = {}
@@ -109,12 +126,12 @@ def profile_fit(cfg, tmp: str) -> dict:
     parts = {
         "fit": ("trainer.py", "fit"),
         "prepare_batch (slice, augment, mix, standardize)": ("trainer.py", "prepare_batch"),
-        "forward": ("base.py", "forward"),
+        "forward (training and validation)": ("base.py", "forward"),
         "backward": ("_tensor.py", "backward"),
         "optimizer step": ("optimizer.py", "wrapper"),
         "scheduler step": ("lr_scheduler.py", "step"),
         "validation": ("trainer.py", "validate"),
-        "best-state copy": ("trainer.py", "_track_best"),
+        "best-state copy": ("early_stopping.py", "update"),
         "checkpoint": ("callbacks.py", "after_epoch"),
         "history.csv": ("callbacks.py", "write_history"),
     }
@@ -138,9 +155,8 @@ def main() -> None:
     cfg = resolve_config(args.config, over)
     load_before = os.getloadavg()
     peak_before = measure_peak(0.3 if args.quick else 1.0)
-    cb = Interleave()
     with tempfile.TemporaryDirectory() as tmp:
-        run_config(cfg, Path(tmp) / "measured", callbacks=[cb])
+        (cb,) = train(cfg, Path(tmp) / "measured", [Interleave])
         profile = profile_fit(cfg, tmp) if args.profile else None
     peak_after = measure_peak(0.3 if args.quick else 1.0)
     trainer = [e["images_per_s"] for e in cb.epochs]

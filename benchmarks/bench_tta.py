@@ -24,11 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, load_quiet_enough, shown, measure_peak, save  # noqa: E402
+from common import ROOT, load_quiet_enough, measure_peak, save, shown  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from smallvision.config import parse_override  # noqa: E402
-from smallvision.study.run import make_trainer, prepare, resolve_config, run_config  # noqa: E402
+from smallvision.study.run import make_trainer, prepare, resolve_config, train_and_finish  # noqa: E402
+from smallvision.train.events import BatchInfo, Callback, EpochRecord  # noqa: E402
 
 CONFIG = ROOT / "examples" / "mnist.yaml"
 TARGET_ACCURACY = 0.99
@@ -36,42 +37,44 @@ TARGET_ACCURACY = 0.99
 OLD_DEFAULT = ["train.epochs=15", "train.batch_size=128", "model.name=cnn_bn", "model.params={}"]
 
 
-class CountFlops:
+class CountFlops(Callback):
     """Trainer callback: FLOPs of the first training step and of the first epoch's validation.
 
     The counter runs only around those two (its dispatch overhead would distort the timing of
     the rest); every later step and validation repeats the same shapes, so they cost the same.
+
+    Args:
+        steps_per_epoch: batches in an epoch (the validation follows the last one).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, steps_per_epoch: int) -> None:
+        self.steps_per_epoch = steps_per_epoch
         self.step_flops = 0
         self.val_flops = 0
         self._mode: FlopCounterMode | None = None
-        self._steps_per_epoch = 0
 
-    def before_fit(self, trainer) -> None:
-        self._steps_per_epoch = trainer.steps_per_epoch(trainer.train_split)
+    def _start(self) -> None:
+        self._mode = FlopCounterMode(display=False)
+        self._mode.__enter__()
 
-    def before_batch(self, trainer) -> None:
-        if trainer.step == 0:
-            self._mode = FlopCounterMode(display=False)
-            self._mode.__enter__()
+    def _stop(self) -> int:
+        self._mode.__exit__(None, None, None)
+        flops, self._mode = self._mode.get_total_flops(), None
+        return flops
 
-    def after_batch(self, trainer) -> None:
-        if self._mode is not None and trainer.step == 1:
-            self._mode.__exit__(None, None, None)
-            self.step_flops = self._mode.get_total_flops()
-            self._mode = None
-        # the validation follows the epoch's last batch, before after_epoch
-        if trainer.epoch == 0 and trainer.batch_in_epoch == self._steps_per_epoch - 1:
-            self._mode = FlopCounterMode(display=False)
-            self._mode.__enter__()
+    def before_batch(self, trainer, batch: BatchInfo) -> None:
+        if batch.step == 0:
+            self._start()
 
-    def after_epoch(self, trainer) -> None:
-        if self._mode is not None and trainer.epoch == 1:
-            self._mode.__exit__(None, None, None)
-            self.val_flops = self._mode.get_total_flops()
-            self._mode = None
+    def after_batch(self, trainer, batch: BatchInfo) -> None:
+        if batch.step == 0:
+            self.step_flops = self._stop()
+        if batch.epoch == 1 and batch.index == self.steps_per_epoch - 1:
+            self._start()
+
+    def after_epoch(self, trainer, record: EpochRecord) -> None:
+        if record.epoch == 1 and self._mode is not None:
+            self.val_flops = self._stop()
 
 
 def one_run(config: Path, seed: int, overrides: dict, tmp: str) -> dict:
@@ -79,22 +82,24 @@ def one_run(config: Path, seed: int, overrides: dict, tmp: str) -> dict:
     cfg = resolve_config(
         config, {**overrides, "seed": seed, "report.enabled": False, "train.progress": False}
     )
-    counter = CountFlops()
     start = time.perf_counter()
-    result = run_config(cfg, Path(tmp) / f"seed{seed}", callbacks=[counter])
+    p = prepare(cfg)
+    steps_per_epoch = max(1, len(p.split_data["train"]) // cfg.train.batch_size)
+    counter = CountFlops(steps_per_epoch)
+    run_dir = Path(tmp) / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    m = train_and_finish(p, make_trainer(p, run_dir, [counter]), run_dir).metrics
     wall = time.perf_counter() - start
-    m = result.metrics
     epochs = m["epochs_run"]
-    steps = epochs * max(1, m["data"]["n_train"] // cfg.train.batch_size)
     print(f"seed {seed}: accuracy {m['test']['label']['accuracy']}", flush=True)
     return {
         "seed": seed,
         "test_accuracy": m["test"]["label"]["accuracy"],
         "epochs_run": epochs,
         "best_epoch": m["best_epoch"],
-        "steps": steps,
+        "steps": epochs * steps_per_epoch,
         "flops_per_step": counter.step_flops,
-        "train_flops": counter.step_flops * steps,
+        "train_flops": counter.step_flops * epochs * steps_per_epoch,
         "val_flops": counter.val_flops * epochs,
         "train_seconds": round(m["train_seconds"], 2),
         "eval_seconds": round(m["eval_seconds"], 2),
@@ -113,9 +118,8 @@ def counted_flops(config: Path, overrides: dict, tmp: str) -> dict:
     trainer = make_trainer(p, Path(tmp) / "counted")
     train, val = p.split_data["train"], p.split_data["val"]
     trainer.setup(train)
-    trainer.batch_index = trainer.batches(train)[0]
     with FlopCounterMode(display=False) as step:
-        trainer.train_step(train)
+        trainer.train_step(train, trainer.batches(train)[0])
     with FlopCounterMode(display=False) as validation:
         trainer.validate(val)
     steps = cfg.train.epochs * trainer.steps_per_epoch(train)
@@ -179,7 +183,9 @@ def main() -> None:
     if args.count_only:
         with tempfile.TemporaryDirectory() as tmp:
             counted = counted_flops(args.config, overrides, tmp)
-        save(args.out, {"command": command(), "config": shown(args.config), "overrides": overrides, **counted})
+        save(
+            args.out, {"command": command(), "config": shown(args.config), "overrides": overrides, **counted}
+        )
         return
     load_before = os.getloadavg()
     peak = measure_peak(seconds=0.3 if args.quick else 1.0)

@@ -111,10 +111,15 @@ def measure_peak(seconds: float = 1.0, threads: int = 2) -> dict:
 
 
 def save(name: str, results: dict) -> Path:
-    """Write ``results`` (plus machine facts) to benchmarks/results/<name>.json and print it."""
+    """Write ``results`` plus machine facts to benchmarks/results/<name>.json and print it.
+
+    The machine's peak goes beside every result: measured now unless ``results`` carries its own
+    ``peak`` (the benchmarks that interleave it with their measurement do).
+    """
     path = RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "machine": machine(), **results}
+    payload.setdefault("peak", measure_peak(0.5))
     path.write_text(json.dumps(payload, indent=2))
     print(json.dumps(payload, indent=2))
     return path

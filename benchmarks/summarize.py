@@ -23,6 +23,104 @@ def header(d: dict) -> str:
     return f"`{command}` — {', '.join(f for f in facts if f)}\n"
 
 
+def load_note(d: dict) -> str:
+    """A warning line when the results file says its timings were taken on a loaded machine."""
+    if d.get("timing_valid", True):
+        return ""
+    load = (d.get("load_average_before") or ["?"])[0]
+    return (
+        f"**Timings here were taken under load (1-minute load average {load}, or seeds run in parallel):"
+        " they describe the neighbours, not the code; rerun the command on a quiet machine.**\n"
+    )
+
+
+def rate(s: dict | None) -> str:
+    """``best (min-max)`` of a spread from common.spread."""
+    return "" if not s else f"{s['best']:.1f} ({s['min']:.1f}-{s['max']:.1f})"
+
+
+def peak(d: dict) -> list[str]:
+    m = d["machine"]
+    flags = (
+        ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx") if m.get(f)) or "none of avx2/avx512"
+    )
+    return [
+        f"## fp32 peak of this machine ({d['threads']} threads)\n",
+        header(d),
+        load_note(d),
+        f"CPU: {m.get('cpu_model', m.get('processor'))} ({flags}).\n",
+        "| kernel | best GFLOP/s (min-max over rounds) |",
+        "|---|---|",
+        f"| {d['matmul']} | {rate(d['matmul_gflops'])} |",
+        f"| {d['conv']} | {rate(d['conv_gflops'])} |",
+        "",
+        "Every other benchmark measures this peak beside its own figures (`common.measure_peak`), so a",
+        "throughput is also given as a fraction of the peak of the machine it ran on.\n",
+    ]
+
+
+def trainer(d: dict) -> list[str]:
+    lines = [
+        f"## Trainer end to end vs the bare training step (`{d['config']}`, {d['epochs']} epochs)\n",
+        header(d),
+        load_note(d),
+        "| | images/s, best (min-max) |",
+        "|---|---|",
+        f"| trainer (slicing, augmentation, mixing, step, validation, checkpoint) | "
+        f"{rate(d['trainer_images_per_s'])} |",
+        f"| bare step (same network, batch {d['batch_size']}, channels_last {d['channels_last']}) | "
+        f"{rate(d['bare_step_images_per_s'])} |",
+        "",
+        f"Trainer / bare step: {d['ratio_best_to_best']:.3f} best to best, {d['ratio_per_epoch']['median']:.3f} "
+        f"median of the epoch-by-epoch ratios; target {d['target']['ratio']} — "
+        f"{'met' if d['target']['met'] else 'NOT met'}. Validation, best-state copy and checkpoint after each "
+        f"epoch take {d['after_loop_share']:.1%} of an epoch.\n",
+    ]
+    if d.get("profile"):
+        shares = d["profile"]["share_of_fit"]
+        lines += ["Where the fit's time goes (cProfile, cumulative share of `fit`):\n"]
+        lines += [f"- {k}: {v:.1%}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])]
+        lines.append("")
+    return lines
+
+
+def tta(d: dict | None, old: dict | None) -> list[str]:
+    lines = ["## Time to accuracy (MNIST-5k, 1,000 test images)\n"]
+    if old is not None:
+        lines += [
+            header(old),
+            f"The recipe before issue 13 (`{' '.join(f'{k}={v}' for k, v in old['overrides'].items())}`) "
+            f"costs {old['train_flops'] / 1e12:.2f} TFLOP of training ({old['train_flops_per_image'] / 1e6:.0f} "
+            f"MFLOP per training image, {old['steps']} steps) plus {old['val_flops'] / 1e12:.2f} TFLOP of "
+            "per-epoch validation, counted by `FlopCounterMode` on one step and one validation. The target is "
+            "a mean test accuracy of at least 99.0% over 5 seeds for at most half those training FLOPs.\n",
+        ]
+    if d is None:
+        return lines + ["No recipe has been measured over 5 seeds yet (`python benchmarks/bench_tta.py`).\n"]
+    r = d["default"]
+    rows = [
+        "| seed | test accuracy | epochs | train TFLOP | val TFLOP | train s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for x in r["runs"]:
+        rows.append(
+            f"| {x['seed']} | {x['test_accuracy']:.4f} | {x['epochs_run']} | {x['train_flops'] / 1e12:.2f} | "
+            f"{x['val_flops'] / 1e12:.3f} | {x['train_seconds']:.1f} |"
+        )
+    fraction = r["train_flops"] / old["train_flops"] if old else None
+    met = r["test_accuracy_mean"] >= d["target"]["accuracy_mean"] and fraction is not None and fraction <= 0.5
+    return lines + [
+        header(d),
+        load_note(d),
+        *rows,
+        "",
+        f"Mean {r['test_accuracy_mean']:.4f} (min {r['test_accuracy_min']:.4f}, max {r['test_accuracy_max']:.4f}); "
+        + (f"{fraction:.1%} of the old recipe's training FLOPs; " if fraction is not None else "")
+        + f"{r['achieved_gflops']} GFLOP/s in training, {r['fraction_of_matmul_peak']:.1%} of the matmul peak "
+        f"measured beside it; target {'met' if met else 'NOT met'}.\n",
+    ]
+
+
 def mnist(d: dict) -> list[str]:
     rows = ["| seed | test accuracy | macro-F1 | train + eval s | best epoch |", "|---|---|---|---|---|"]
     for r in d["runs"]:
@@ -53,14 +151,29 @@ def import_time(d: dict) -> list[str]:
 
 def models(d: dict) -> list[str]:
     rows = [
-        "| model | params | forward MFLOPs | train images/s | inference images/s |",
-        "|---|---|---|---|---|",
+        "| model | params | forward MFLOPs | train images/s (min-max) | train GFLOP/s | of matmul peak "
+        "| inference images/s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for f in d["families"]:
+        s = f.get("images_per_s_spread")
+        spread = f" ({s['min']:.0f}-{s['max']:.0f})" if s else ""
+        fraction = f.get("fraction_of_matmul_peak")
         rows.append(
-            f"| {f['model']} | {f['params']:,} | {f['forward_flops'] / 1e6:.1f} | {f['images_per_s']:.0f} | "
+            f"| {f['model']} | {f['params']:,} | {f['forward_flops'] / 1e6:.1f} | {f['images_per_s']:.0f}{spread} | "
+            f"{f.get('achieved_gflops', '')} | {'' if fraction is None else f'{fraction:.0%}'} | "
             f"{f.get('inference_images_per_s', float('nan')):.0f} |"
         )
+    target = d.get("target", {})
+    if "fraction_of_matmul_peak" in target:
+        measured = target["measured"]
+        goal = (
+            f"Target: `{target['model']}` training at >= {target['fraction_of_matmul_peak']:.0%} of the matmul "
+            f"peak measured in the same run (best of {d['families'][0]['peak']['rounds']} interleaved rounds): "
+            f"{'n/a' if measured is None else f'{measured:.0%}'} — {'met' if target['met'] else 'NOT met'}.\n"
+        )
+    else:
+        goal = ""
     settings = [
         "| threads | channels_last | compile | precision | cnn_bn train images/s |",
         "|---|---|---|---|---|",
@@ -78,6 +191,8 @@ def models(d: dict) -> list[str]:
         *settings,
         "",
         f"Chosen: {d['chosen']} — {d['why']}.\n",
+        goal,
+        load_note(d),
     ]
 
 
@@ -111,7 +226,13 @@ def main() -> None:
         "Generated by `python benchmarks/summarize.py` from `benchmarks/results/*.json`; each section names the",
         "command that measured it (`make bench` runs them all). Machine: the project's 2-core CPU box.\n",
     ]
+    d = load("peak")
+    if d is not None:
+        parts += peak(d)
+    if load("tta") is not None or load("tta_old_default") is not None:
+        parts += tta(load("tta"), load("tta_old_default"))
     for name, fn in [
+        ("trainer", trainer),
         ("mnist", mnist),
         ("import", import_time),
         ("models", models),
