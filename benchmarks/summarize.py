@@ -85,7 +85,15 @@ def trainer(d: dict) -> list[str]:
 
 
 def tta(d: dict | None, old: dict | None) -> list[str]:
-    lines = ["## Time to accuracy (MNIST-5k, 1,000 test images)\n"]
+    lines = [
+        "## Time to accuracy (MNIST-5k, 1,000 test images)\n",
+        "`bench_tta.py` trains `examples/mnist.yaml` once per seed and counts its FLOPs with",
+        "`FlopCounterMode` on the run's own first step (augmentation, forward, loss, backward) times the",
+        "steps taken, and on the first validation times the epochs. Accuracy and FLOPs do not depend on the",
+        "machine's load, so a recipe search can run with `--jobs 5` (seeds in parallel, one thread each;",
+        "its wall times then mean nothing) and `--set key=value` overrides; `--count-only` gives a recipe's",
+        "FLOPs without training it.\n",
+    ]
     if old is not None:
         lines += [
             header(old),
