@@ -42,17 +42,17 @@ def main() -> None:
             runs.append(
                 {
                     "seed": seed,
-                    "test_accuracy": m["test"]["label"]["accuracy"],
-                    "test_macro_f1": m["test"]["label"]["macro_f1"],
-                    "train_seconds": m["train_seconds"],
-                    "eval_seconds": m["eval_seconds"],
-                    "train_plus_eval_seconds": m["train_seconds"] + m["eval_seconds"],
+                    "test_accuracy": m.test["label"]["accuracy"],
+                    "test_macro_f1": m.test["label"]["macro_f1"],
+                    "train_seconds": m.train_seconds,
+                    "eval_seconds": m.eval_seconds,
+                    "train_plus_eval_seconds": m.train_seconds + m.eval_seconds,
                     "wall_seconds_with_loading_and_report": wall,
-                    "epochs_run": m["epochs_run"],
-                    "best_epoch": m["best_epoch"],
-                    "n_train": m["data"]["n_train"],
-                    "n_val": m["data"]["n_val"],
-                    "n_test": m["data"]["n_test"],
+                    "epochs_run": m.epochs_run,
+                    "best_epoch": m.best_epoch,
+                    "n_train": m.data.sizes["train"],
+                    "n_val": m.data.sizes["val"],
+                    "n_test": m.data.sizes["test"],
                 }
             )
     accs = [r["test_accuracy"] for r in runs]

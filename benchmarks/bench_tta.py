@@ -90,19 +90,19 @@ def one_run(config: Path, seed: int, overrides: dict, tmp: str) -> dict:
     run_dir.mkdir(parents=True)
     m = train_and_finish(p, make_trainer(p, run_dir, [counter]), run_dir).metrics
     wall = time.perf_counter() - start
-    epochs = m["epochs_run"]
-    print(f"seed {seed}: accuracy {m['test']['label']['accuracy']}", flush=True)
+    epochs = m.epochs_run
+    print(f"seed {seed}: accuracy {m.test['label']['accuracy']}", flush=True)
     return {
         "seed": seed,
-        "test_accuracy": m["test"]["label"]["accuracy"],
+        "test_accuracy": m.test["label"]["accuracy"],
         "epochs_run": epochs,
-        "best_epoch": m["best_epoch"],
+        "best_epoch": m.best_epoch,
         "steps": epochs * steps_per_epoch,
         "flops_per_step": counter.step_flops,
         "train_flops": counter.step_flops * epochs * steps_per_epoch,
         "val_flops": counter.val_flops * epochs,
-        "train_seconds": round(m["train_seconds"], 2),
-        "eval_seconds": round(m["eval_seconds"], 2),
+        "train_seconds": round(m.train_seconds, 2),
+        "eval_seconds": round(m.eval_seconds, 2),
         "wall_seconds": round(wall, 2),
     }
 
