@@ -25,7 +25,15 @@ def group(tmp_path_factory):
         "train": {"epochs": 3, "batch_size": 64, "optimizer": {"lr": 0.01},
                   "early_stopping": {"monitor": "val/label/accuracy"}, "progress": False},
         "report": {"enabled": False},
+        "eval": {"INV": {"source": "builtin:digits", "shift": {"invert": True}}},
     })  # fmt: skip
+
+
+def test_the_ensemble_soft_votes_every_evaluation_set_too(group):
+    ensemble, members = load_run(group.dir / "ensemble"), [load_run(m.dir) for m in group.members]
+    assert "eval:INV" in ensemble.metrics.splits and all("eval:INV" in m.metrics.splits for m in members)
+    by_hand = np.mean([m.predictions.head("eval:INV", "label")["prob"] for m in members], axis=0)
+    assert np.allclose(ensemble.predictions.head("eval:INV", "label")["prob"], by_hand, atol=1e-6)
 
 
 def test_a_seed_group_writes_members_and_ensemble(group):

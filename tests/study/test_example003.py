@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from smallvision.study.run import run_config
 from smallvision.study.spec import cell_config, load_study
@@ -15,6 +16,7 @@ TINY = ["train.epochs=1", "data.size=[14,14]", "model.params.widths=[4,8,8]", "m
         "train.progress=false"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_example_003_runs_both_steps_on_the_same_held_out_images(tmp_path):
     spec = load_study(EXAMPLE, TINY)
     source, finetune = (step.cells[0] for step in spec.steps)

@@ -4,6 +4,7 @@ the same held-out images of every domain, plus a further evaluation set."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import smallvision
@@ -33,6 +34,7 @@ def step_config(tiny_config, train_domain: str) -> dict:
     return cfg
 
 
+@pytest.mark.slow
 def test_two_step_fine_tune_scores_every_set_on_the_same_held_out_images(tiny_config):
     tiny_config["train"]["epochs"] = 2
     first = smallvision.run(step_config(tiny_config, "A"))

@@ -11,7 +11,8 @@ over images), with one strength parameter:
 - ``blur: sigma`` (> 0, pixels): Gaussian blur, a separable kernel of radius ``ceil(3 sigma)``,
   reflected at the borders.
 - ``noise: sigma`` (> 0): additive Gaussian noise of standard deviation ``sigma`` on the [0, 1]
-  scale (``sigma * 255`` grey levels for uint8), then clipped to the value range. Drawn from a
+  scale (``sigma * 255`` grey levels for uint8, ``sigma`` times the value range for float images),
+  then clipped to the value range. Drawn from a
   generator seeded by ``seed`` (default 0), so the noisy domain is the same in every run.
 
 Shifts apply in the order they are written; uint8 images stay uint8 (rounded, clipped).
@@ -78,7 +79,7 @@ def apply_shift(images: torch.Tensor, spec: dict[str, Any], where: str = "shift"
         elif name == "blur":
             x = torch.cat([gaussian_blur(p, s) for p in torch.split(x, CHUNK)])
         elif name == "noise":
-            sigma = s * (high - low if not uint8 else 255.0)
+            sigma = s * (high - low)  # 255 grey levels for uint8
             x = (x + sigma * torch.randn(x.shape, generator=gen)).clamp(low, high)
     return x.round().clamp(0, 255).to(torch.uint8) if uint8 else x
 

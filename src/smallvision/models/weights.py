@@ -36,8 +36,9 @@ def read_weights(path: Path, where: str) -> tuple[dict[str, torch.Tensor], str]:
         obj = load_checkpoint(path)
     except UserError:
         raise UserError(
-            f"{where} {str(path)!r}: not a PyTorch weights file (torch.load cannot read it); "
-            "expected a run directory, a smallvision checkpoint or a state-dict .pth"
+            f"{where} {str(path)!r}: not a PyTorch weights file (torch.load(weights_only=True) cannot read "
+            "it: corrupt, another format, or a pickled model object); expected a run directory, a "
+            "smallvision checkpoint or a state dict saved with torch.save(model.state_dict(), path)"
         ) from None
     model = obj.get("model")
     if isinstance(model, dict) and any(str(k).startswith("backbone.") for k in model):

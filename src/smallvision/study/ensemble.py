@@ -108,7 +108,8 @@ def ensemble_runs(member_dirs: Sequence[Path], out_dir: Path) -> MetricsRecord:
     heads = records[0].heads
     kinds = {h: v.kind for h, v in heads.items()}
     splits, evaluated, scored = {}, {}, {}
-    for split in ("val", "test"):
+    # val, test, and every domain part (test:A) and evaluation set (eval:NAME) the members scored
+    for split in preds[0].splits:
         if all(split in p.index for p in preds) and len(preds[0].index[split]):
             y_true, outputs, index = mean_outputs(preds, dirs, split, kinds)
             splits[split], evaluated[split] = index, (y_true, outputs)
