@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 
@@ -79,3 +80,27 @@ def test_run_prints_directory_and_headline(tmp_path):
     out = cli("run", str(cfg))
     assert out.returncode == 0, out.stderr
     assert "run directory:" in out.stdout and "label/accuracy" in out.stdout
+
+
+def test_run_prints_every_further_scored_set(tmp_path, monkeypatch, capsys):
+    from smallvision.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "output_dir": str(tmp_path / "runs"),
+                "data": {"source": "builtin:digits"},
+                "model": {"name": "cnn_small", "params": {"channels": [4, 8], "hidden": 16}},
+                "train": {"epochs": 1, "progress": False},
+                "report": {"enabled": False},
+                "eval": {"INV": {"source": "builtin:digits", "shift": {"invert": True}}},
+            }
+        )  # fmt: skip
+    )
+    monkeypatch.setattr(sys, "argv", ["smallvision", "run", str(cfg)])
+    with pytest.raises(SystemExit) as exited:  # typer's standalone mode exits, 0 on success
+        main()
+    assert exited.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("test: label/accuracy") and lines[2].startswith("  eval:INV: label/accuracy ")

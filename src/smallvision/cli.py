@@ -54,11 +54,11 @@ app.add_typer(study_app, name="study")
 Overrides = Annotated[list[str] | None, typer.Argument(help="key.path=value overrides, e.g. train.epochs=3")]
 
 
-def _headline(metrics: MetricsRecord) -> str:
+def _headline(metrics: MetricsRecord, split: str = "test") -> str:
     from smallvision.evaluate.metrics import HEADLINE
 
     parts = []
-    for head, m in metrics.test.items():
+    for head, m in metrics.splits.get(split, {}).items():
         kind = metrics.heads[head].kind
         names = ["accuracy", "macro_f1"] if kind == "classification" else [HEADLINE[kind][0]]
         parts += [f"{head}/{n} {m[n]:.4f}" for n in names if n in m]
@@ -84,11 +84,13 @@ def _print_result(result: RunResult | GroupResult) -> None:
     if not isinstance(result, GroupResult):
         typer.echo(f"run directory: {result.dir}")
         typer.echo(f"test: {_headline(result.metrics)}  {seconds}")
+        _print_further(result.metrics)
         return
     typer.echo(f"group directory: {result.dir}")
     for m in result.members:
         typer.echo(f"  {m.dir.name}: {_headline(m.metrics)}")
     typer.echo(f"ensemble test: {_headline(result.metrics)}  {seconds}")
+    _print_further(result.metrics)
     gains = [
         f"{h}/{n} {g[n].over_best:+.4f} / {g[n].over_mean:+.4f}"
         for h, g in result.metrics.gain.items()
@@ -96,6 +98,13 @@ def _print_result(result: RunResult | GroupResult) -> None:
         if n in g
     ]
     typer.echo(f"ensemble gain over best / mean member (positive = better): {'  '.join(gains)}")
+
+
+def _print_further(metrics: MetricsRecord) -> None:
+    """One line per further scored split: domain parts (``test:B``) and evaluation sets (``eval:X``)."""
+    for split in metrics.splits:
+        if split not in ("val", "test"):
+            typer.echo(f"  {split}: {_headline(metrics, split)}")
 
 
 def _split(override: str) -> tuple[str, object]:
