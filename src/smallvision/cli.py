@@ -55,12 +55,11 @@ Overrides = Annotated[list[str] | None, typer.Argument(help="key.path=value over
 
 
 def _headline(metrics: MetricsRecord, split: str = "test") -> str:
-    from smallvision.evaluate.metrics import HEADLINE
+    from smallvision.registry import HEAD_KINDS
 
     parts = []
     for head, m in metrics.splits.get(split, {}).items():
-        kind = metrics.heads[head].kind
-        names = ["accuracy", "macro_f1"] if kind == "classification" else [HEADLINE[kind][0]]
+        names = HEAD_KINDS.get(metrics.heads[head].kind).headline
         parts += [f"{head}/{n} {m[n]:.4f}" for n in names if n in m]
     return "  ".join(parts)
 
@@ -78,6 +77,7 @@ def run(
 
 def _print_result(result: RunResult | GroupResult) -> None:
     """The run directory and headline; for a seed group each member, the ensemble and its gain."""
+    from smallvision.registry import HEAD_KINDS
     from smallvision.study.group import GroupResult
 
     seconds = f"(train {result.metrics.train_seconds or 0.0:.1f} s)"
@@ -91,10 +91,11 @@ def _print_result(result: RunResult | GroupResult) -> None:
         typer.echo(f"  {m.dir.name}: {_headline(m.metrics)}")
     typer.echo(f"ensemble test: {_headline(result.metrics)}  {seconds}")
     _print_further(result.metrics)
+    heads = result.metrics.heads
     gains = [
         f"{h}/{n} {g[n].over_best:+.4f} / {g[n].over_mean:+.4f}"
         for h, g in result.metrics.gain.items()
-        for n in ("accuracy", "mae", "mse")
+        for n in HEAD_KINDS.get(heads[h].kind).headline[:1]  # each head's main figure
         if n in g
     ]
     typer.echo(f"ensemble gain over best / mean member (positive = better): {'  '.join(gains)}")
@@ -183,10 +184,14 @@ def models_show(
         "model": {"name": name, "params": _yaml_option("--params", params)},
     }
     cfg = build_config(raw, origin="models show")
-    missing = [h for h, c in (cfg.heads or {}).items() if c.kind == "classification" and not c.classes]
+    from smallvision.registry import HEAD_KINDS
+
+    heads = cfg.heads or {}
+    missing = [h for h, c in heads.items() if HEAD_KINDS.get(c.kind).needs_classes and not c.classes]
     if missing:
+        kind = heads[missing[0]].kind
         raise UserError(
-            f"--heads: classification head {missing[0]!r} needs classes, e.g. {{{missing[0]}: {{classes: 10}}}}"
+            f"--heads: {kind} head {missing[0]!r} needs classes, e.g. {{{missing[0]}: {{classes: 10}}}}"
         )
     typer.echo(format_table(layer_table(name, parse_input_shape(input), cfg.heads or {}, cfg.model.params)))
 

@@ -6,6 +6,7 @@ with a "did you mean" for typos (``config_errors``), so that the CLI can print i
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from pydantic.fields import FieldInfo
 
 from smallvision.config_errors import explain, field_model
 from smallvision.errors import UserError
+from smallvision.registry import HEAD_KINDS
 
 # marks a field that does not change what training computes: a checkpoint (resume) may differ in it,
 # and training_fingerprint leaves it out; every other field affects training
@@ -74,20 +76,40 @@ class DataConfig(Strict):
 
 
 class HeadConfig(Strict):
-    """One target and how the network predicts it."""
+    """One target and how the network predicts it.
 
-    kind: Literal["classification", "regression", "reconstruction"] = "classification"
+    ``kind`` names a head kind of ``HEAD_KINDS`` (:mod:`smallvision.heads`); each kind says which
+    of the options below fit it and which losses it takes, and anything else is refused here.
+    """
+
+    kind: str = "classification"
     target: str | None = None  # the data's target name; defaults to the head's name
     classes: int | None = None  # inferred from the data when left out
     hidden: list[int] = []
     dropout: float = Field(0.0, ge=0, lt=1)
     activation: Literal["none", "sigmoid"] = "none"
-    loss: str | None = None  # default: ce / mse / mse by kind
+    loss: str | None = None  # default: the kind's first loss (ce / mse / mse)
     weight: float = Field(1.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     class_weights: Literal["none", "balanced"] = "none"
     focal_gamma: float = Field(2.0, ge=0)
     masked_only: bool = False  # reconstruction loss only on masked pixels
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in HEAD_KINDS:  # HEAD_KINDS' declarative parts import without torch
+            close = difflib.get_close_matches(kind, HEAD_KINDS.list(), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown head kind; {hint}expected one of {', '.join(HEAD_KINDS.list())}")
+        return kind
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> HeadConfig:
+        HEAD_KINDS.get(self.kind).check_config(
+            self
+        )  # ValueError "<key>: ..." for an option that does not fit
+        return self
 
 
 class ModelConfig(Strict):

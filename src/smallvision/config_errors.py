@@ -42,6 +42,9 @@ def explain(exc: ValidationError, root: type[BaseModel]) -> str:
         expected = err.get("ctx", {}).get("expected", "")
         return f"{key}: got {shown}, expected one of {expected}"
     msg = err["msg"].removeprefix("Value error, ")
+    sub, sep, rest = msg.partition(": ")
+    if sep and isinstance(value, dict) and sub in value:  # a check of a whole mapping names its key
+        return f"{key}.{sub}: {rest}"
     return f"{key}: {msg} (got {shown})"
 
 

@@ -1,4 +1,4 @@
-"""One Registry class for models, sources, augmentations and schedules.
+"""One Registry class for models, sources, augmentations and head kinds.
 
 A family's module registers its entries when imported (timm's habit), so ``list()``
 first imports every module named in ``modules`` -- lazily, to keep ``import smallvision`` fast.
@@ -89,3 +89,4 @@ MODELS = Registry("model", ["smallvision.models"])
 SOURCES = Registry("source format", ["smallvision.data.readers"])
 BUILTINS = Registry("builtin dataset", ["smallvision.data.builtins"])
 AUGMENTATIONS = Registry("augmentation", ["smallvision.data.augment"])
+HEAD_KINDS = Registry("head kind", ["smallvision.heads"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from smallvision.config import HeadConfig
+from smallvision.config import HeadConfig, build_config
 from smallvision.errors import UserError
 from smallvision.train.losses import (
     balanced_class_weights,
@@ -123,7 +123,11 @@ def test_reconstruction_loss_on_masked_pixels_only():
 
 def test_a_loss_of_the_wrong_kind_is_a_user_error():
     with pytest.raises(UserError, match=r"heads\.c\.loss: 'ce' is not a regression loss"):
-        head_loss("c", HeadConfig(kind="regression", loss="ce"))
+        build_config({"heads": {"c": {"kind": "regression", "loss": "ce"}}})  # at load time
+    # a config changed in code skips validation; the loss still refuses it
+    bad = HeadConfig(kind="regression").model_copy(update={"loss": "ce"})
+    with pytest.raises(UserError, match=r"heads\.c\.loss: 'ce' is not a regression loss"):
+        head_loss("c", bad)
 
 
 def test_static_weights_and_uncertainty_weighting_by_hand():

@@ -42,14 +42,9 @@ def predict(
 
 
 def to_outputs(raw: Mapping[str, np.ndarray], kinds: Mapping[str, str]) -> dict[str, np.ndarray]:
-    """Raw outputs -> what is saved and scored: probabilities (softmax) for classification,
-    (N,) values for single-output regression, images as they are for reconstruction."""
-    out = {}
-    for h, kind in kinds.items():
-        o = raw[h]
-        if kind == "classification":
-            o = torch.from_numpy(o).softmax(dim=1).numpy()
-        elif kind == "regression" and o.ndim == 2 and o.shape[1] == 1:
-            o = o[:, 0]
-        out[h] = o
-    return out
+    """Raw outputs -> what is saved and scored, by each head's kind (``HeadKind.to_output``):
+    probabilities (softmax) for classification, (N,) values for single-output regression,
+    images as they are for reconstruction."""
+    from smallvision.registry import HEAD_KINDS
+
+    return {h: HEAD_KINDS.get(kind).to_output(raw[h]) for h, kind in kinds.items()}

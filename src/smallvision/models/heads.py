@@ -5,7 +5,6 @@ from __future__ import annotations
 from torch import nn
 
 from smallvision.config import HeadConfig
-from smallvision.errors import UserError
 
 
 def mlp(in_features: int, hidden: list[int], out: int, dropout: float) -> nn.Sequential:
@@ -24,15 +23,7 @@ def mlp(in_features: int, hidden: list[int], out: int, dropout: float) -> nn.Seq
 
 
 def build_head(backbone: nn.Module, cfg: HeadConfig) -> nn.Module:
-    """The head module for one target; classification heads output logits."""
-    if cfg.kind == "classification":
-        if not cfg.classes or cfg.classes < 2:
-            raise UserError(f"classification head needs classes >= 2, got {cfg.classes}")
-        return mlp(backbone.num_features, cfg.hidden, cfg.classes, cfg.dropout)
-    if cfg.kind == "regression":
-        out = cfg.classes or 1  # number of regression outputs
-        layers = [mlp(backbone.num_features, cfg.hidden, out, cfg.dropout)]
-        if cfg.activation == "sigmoid":
-            layers.append(nn.Sigmoid())
-        return nn.Sequential(*layers)
-    return backbone.reconstruction_head()
+    """The head module for one target, built by its kind (classification heads output logits)."""
+    from smallvision.registry import HEAD_KINDS
+
+    return HEAD_KINDS.get(cfg.kind).build_module(backbone, cfg)

@@ -1,10 +1,11 @@
 """Recompute every figure from predictions.npz and flag what looks wrong.
 
-The report does not trust metrics.json: it recomputes the headline metrics from the saved
-predictions with its own numpy code and says so when the two disagree (study 000 printed a
+The report does not trust metrics.json: it recomputes the metrics from the saved predictions
+with the same functions as evaluation (:mod:`smallvision.evaluate.metrics`) and says so when the
+two disagree (study 000 printed a
 validation accuracy of 10.71% during training and 6.00% "after training"). It also looks for a
 classifier that predicts one class for everything (study 001) and a regressor that predicts a
-constant. Everything here is numpy only, so it is cheap and easy to test.
+constant.
 """
 
 from __future__ import annotations
@@ -88,10 +89,6 @@ def _labels(y_true: np.ndarray, n: int, k: int) -> np.ndarray:
     return y
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    return np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
-
-
 def classification_scores(y_true: np.ndarray, prob: np.ndarray) -> ClassScores:
     """Confusion matrix, per-class and macro figures from labels and class probabilities.
 
@@ -102,36 +99,33 @@ def classification_scores(y_true: np.ndarray, prob: np.ndarray) -> ClassScores:
     Raises:
         PredictionError: shapes disagree or labels fall outside 0..K-1.
     """
+    from smallvision.evaluate.metrics import class_tables, score, top_k_range
+
     prob = np.asarray(prob, dtype=np.float64)
     if prob.ndim != 2 or prob.shape[1] < 1:
         raise PredictionError(f"prob has shape {prob.shape}, expected (N, K)")
     n, k = prob.shape
     y = _labels(y_true, n, k)
-    pred = prob.argmax(axis=1)
-    confusion = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
-    tp = np.diag(confusion).astype(np.float64)
-    support, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
-    precision, recall = _ratio(tp, predicted), _ratio(tp, support)
-    f1 = _ratio(2 * precision * recall, precision + recall)
-    metrics = {
-        "accuracy": float(tp.sum() / n) if n else 0.0,
-        "macro_f1": float(f1.mean()),
-        "macro_precision": float(precision.mean()),
-        "macro_recall": float(recall.mean()),
-    }
-    # top-k depends on how ties are ordered, so keep the range of every possible tie-break
-    true_score = prob[np.arange(n), y][:, None]
-    above, at_least = (prob > true_score).sum(axis=1), (prob >= true_score).sum(axis=1)
-    bounds = {}
-    for top in (3, 5):
-        if k > top and n:
-            low, high = float((at_least <= top).mean()), float((above < top).mean())
-            metrics[f"top{top}"] = high
-            bounds[f"top{top}"] = (low, high)
-    return ClassScores(confusion, precision, recall, f1, support, predicted, metrics, bounds)
+    metrics = score("classification", y, prob)
+    tables = class_tables(y, prob)
+    confusion = np.asarray(tables["confusion"], dtype=np.int64).reshape(k, k)
+    per = {name: np.asarray(v, dtype=np.float64) for name, v in tables["per_class"].items()}
+    # top-k depends on how ties are ordered, so a reported value anywhere in the range agrees
+    bounds = {f"top{top}": top_k_range(y, prob, top) for top in (3, 5) if f"top{top}" in metrics and n}
+    return ClassScores(
+        confusion,
+        per["precision"],
+        per["recall"],
+        per["f1"],
+        confusion.sum(axis=1),
+        confusion.sum(axis=0),
+        metrics,
+        bounds,
+    )
 
 
-def _flat_pair(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def flat_pair(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays as float64 (N, -1), or a PredictionError when their shapes disagree."""
     t = np.asarray(y_true, dtype=np.float64)
     p = np.asarray(y_pred, dtype=np.float64)
     if t.size != p.size or len(t) != len(p):
@@ -141,27 +135,24 @@ def _flat_pair(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.n
 
 def regression_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """MAE, RMSE, R² (pooled over outputs) and Pearson r of (N,) or (N, k) values."""
-    t, p = _flat_pair(y_true, y_pred)
-    err = p - t
-    ss_tot = float(((t - t.mean(axis=0)) ** 2).sum())
-    varied = t.size > 1 and t.std() > 0 and p.std() > 0
-    return {
-        "mae": float(np.abs(err).mean()),
-        "rmse": float(np.sqrt((err**2).mean())),
-        "r2": 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else 0.0,
-        "pearson": float(np.corrcoef(t.ravel(), p.ravel())[0, 1]) if varied else 0.0,
-    }
+    from smallvision.registry import HEAD_KINDS
+
+    return HEAD_KINDS.get("regression").rescore({"y_true": y_true, "y_pred": y_pred}).metrics
 
 
-def reconstruction_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """MSE, MAE and pixel accuracy (share of values with |error| <= 0.1) of images."""
-    t, p = _flat_pair(y_true, y_pred)
-    err = np.abs(p - t)
-    return {
-        "mse": float((err**2).mean()),
-        "mae": float(err.mean()),
-        "pixel_accuracy": float((err <= 0.1).mean()),
-    }
+def reconstruction_scores(
+    y_true: np.ndarray, y_pred: np.ndarray, normalization: Any = None
+) -> dict[str, float]:
+    """MSE, MAE and pixel accuracy (share of values with |error| <= 0.1 on the [0, 1] scale) of images.
+
+    Args:
+        y_true, y_pred: images as saved (standardised units).
+        normalization: the run's normaliser as in metrics.json; None when the images are in [0, 1].
+    """
+    from smallvision.registry import HEAD_KINDS
+
+    arrays = {"y_true": y_true, "y_pred": y_pred}
+    return HEAD_KINDS.get("reconstruction").rescore(arrays, normalization).metrics
 
 
 def compare(
@@ -256,7 +247,7 @@ def diagnose_classifier(head: str, scores: ClassScores, classes: Sequence[str]) 
 
 def diagnose_regressor(head: str, y_true: np.ndarray, y_pred: np.ndarray, r2: float) -> list[Finding]:
     """Warn about a regressor that predicts a near-constant value or does worse than the mean."""
-    t, p = _flat_pair(y_true, y_pred)
+    t, p = flat_pair(y_true, y_pred)
     findings = []
     if t.std() > 0 and p.std() < 0.1 * t.std():
         findings.append(

@@ -1,10 +1,10 @@
 """``predictions.npz``: the saved outputs every metric and figure is computed from.
 
 Keys: ``<split>/index`` (the samples' indices in the data), ``<split>/<head>/y_true`` and
-``<split>/<head>/<field>`` with the field named by :func:`output_field` (``prob`` for
-classification probabilities, ``y_pred`` for regression values and reconstructions). A split
-name may contain ``:`` (``test:TEST2``, one domain of the test split); a head name may contain
-``/``. :func:`parse_key` is the only reader of these keys.
+``<split>/<head>/<field>`` with the field named by :func:`output_field`, i.e. the head kind's
+``npz_field`` (``prob`` for classification probabilities, ``y_pred`` for regression values and
+reconstructions). A split name may contain ``:`` (``test:TEST2``, one domain of the test split);
+a head name may contain ``/``. :func:`parse_key` is the only reader of these keys.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ Y_TRUE = "y_true"
 
 
 def output_field(kind: str) -> str:
-    """The npz field holding a head's outputs, by head kind (the one place that decides it)."""
-    return "prob" if kind == "classification" else "y_pred"
+    """The npz field holding a head's outputs: its kind's ``HeadKind.npz_field`` (the one place that reads it)."""
+    from smallvision.registry import HEAD_KINDS
+
+    return HEAD_KINDS.get(kind).npz_field
 
 
 def npz_key(split: str, head: str | None, name: str) -> str:

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from smallvision.errors import UserError
-from smallvision.evaluate.metrics import compute_metrics, scalar_metrics
+from smallvision.evaluate.metrics import compute_metrics, higher_is_better, scalar_metrics
+from smallvision.registry import HEAD_KINDS
 from smallvision.rundir import (
     Gain,
     Member,
@@ -28,12 +29,6 @@ from smallvision.rundir import (
     save_predictions,
     write_json,
 )
-
-LOWER_IS_BETTER = ("loss", "mae", "rmse", "mse")
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric.rsplit("/", 1)[-1] in LOWER_IS_BETTER
 
 
 def _load_member(d: Path) -> tuple[MetricsRecord, Predictions]:
@@ -76,7 +71,7 @@ def gains(ensemble: dict, members: Sequence[dict]) -> dict[str, dict[str, Gain]]
         values = [m[key] for m in member_flat if key in m]
         if len(values) != len(members):
             continue
-        sign = -1.0 if lower_is_better(key) else 1.0
+        sign = 1.0 if higher_is_better(key) else -1.0
         best = min(values) if sign < 0 else max(values)
         mean = float(np.mean(values))
         head, metric = key.split("/", 1)
@@ -107,13 +102,15 @@ def ensemble_runs(member_dirs: Sequence[Path], out_dir: Path) -> MetricsRecord:
     records, preds = [m for m, _ in loaded], [p for _, p in loaded]
     heads = records[0].heads
     kinds = {h: v.kind for h, v in heads.items()}
+    normalization = records[0].data.normalization if records[0].data else None
     splits, evaluated, scored = {}, {}, {}
     # val, test, and every domain part (test:A) and evaluation set (eval:NAME) the members scored
     for split in preds[0].splits:
         if all(split in p.index for p in preds) and len(preds[0].index[split]):
             y_true, outputs, index = mean_outputs(preds, dirs, split, kinds)
             splits[split], evaluated[split] = index, (y_true, outputs)
-            scored[split] = compute_metrics(kinds, y_true, outputs)
+            # reconstructions are saved standardised: pixel accuracy needs the members' normaliser
+            scored[split] = compute_metrics(kinds, y_true, outputs, normalization)
     if "test" not in scored:
         raise UserError(f"ensemble: the members in {dirs[0].parent} have no test predictions")
     result = MetricsRecord(
@@ -121,13 +118,14 @@ def ensemble_runs(member_dirs: Sequence[Path], out_dir: Path) -> MetricsRecord:
         kind="ensemble",
         splits=scored,
         heads=heads,
+        data=records[0].data,
         members={
             d.name: Member(str(d), _seed_of(d), m.status, m.scalars("test"))
             for d, m in zip(dirs, records, strict=True)
         },
         gain=gains(scored["test"], [m.test for m in records]),
         train_seconds=float(sum(m.train_seconds or 0.0 for m in records)),
-        method={"classification": "mean of probabilities (soft voting)", "regression": "mean"},
+        method={k: HEAD_KINDS.get(k).ensemble_method for k in HEAD_KINDS.list()},
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     save_predictions(RunPaths(out_dir).predictions, splits, evaluated, kinds)

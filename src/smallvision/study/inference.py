@@ -32,6 +32,7 @@ from smallvision.errors import UserError
 from smallvision.evaluate.predict import predict, to_outputs
 from smallvision.models.base import Network
 from smallvision.models.build import build_model
+from smallvision.registry import HEAD_KINDS
 from smallvision.rundir import Run, RunPaths
 from smallvision.train.checkpoint import load_checkpoint
 from smallvision.train.inputs import InputPrep
@@ -90,17 +91,10 @@ def predictions_csv(run: LoadedModel, names: list[str], outputs: dict[str, np.nd
     probability; per regression head its value(s). Reconstruction heads are left out."""
     header = ["file"]
     columns: list[list[str]] = []
-    for head, out in outputs.items():
-        kind = run.heads[head].kind
-        if kind == "classification":
-            classes = run.class_names.get(head) or [str(i) for i in range(out.shape[1])]
-            header += [head] + [f"{head}:p({c})" for c in classes]
-            columns.append([classes[k] for k in out.argmax(axis=1)])
-            columns += [[f"{p:.6f}" for p in out[:, j]] for j in range(out.shape[1])]
-        elif kind == "regression":
-            values = out.reshape(len(out), -1)
-            header += [head] if values.shape[1] == 1 else [f"{head}[{j}]" for j in range(values.shape[1])]
-            columns += [[f"{v:.6f}" for v in values[:, j]] for j in range(values.shape[1])]
+    for head, out in outputs.items():  # each kind says its columns (``HeadKind.csv_columns``)
+        more, cols = HEAD_KINDS.get(run.heads[head].kind).csv_columns(head, out, run.class_names.get(head))
+        header += more
+        columns += cols
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)

@@ -32,6 +32,7 @@ from smallvision.evaluate.predict import predict, to_outputs
 from smallvision.models.base import Network
 from smallvision.models.build import build_model
 from smallvision.models.transfer import apply_transfer
+from smallvision.registry import HEAD_KINDS
 from smallvision.rundir import (
     DataInfo,
     Failure,
@@ -109,7 +110,8 @@ def resolve_heads(cfg: RunConfig, data: ImageSet) -> dict[str, HeadConfig]:
         }
     heads = {}
     for name, head in cfg.heads.items():
-        if head.kind == "reconstruction":
+        kind = HEAD_KINDS.get(head.kind)
+        if kind.target_is_input:
             heads[name] = head
             continue
         target = head.target or name
@@ -119,16 +121,7 @@ def resolve_heads(cfg: RunConfig, data: ImageSet) -> dict[str, HeadConfig]:
         info = data.info[target]
         if info.kind != head.kind:
             raise UserError(f"heads.{name}.kind: {head.kind!r} but target {target!r} is {info.kind}")
-        update: dict[str, Any] = {}
-        if head.kind == "classification":
-            classes = head.classes or info.num_classes
-            top = int(data.targets[target].max()) if len(data) else 0
-            if top >= classes or int(data.targets[target].min()) < 0:
-                raise UserError(
-                    f"heads.{name}.classes: {classes} classes but target {target!r} has label {top}"
-                )
-            update["classes"] = classes
-        heads[name] = head.model_copy(update=update)
+        heads[name] = kind.resolve(name, head, data.targets[target], info.num_classes or None)
     return heads
 
 
@@ -145,9 +138,9 @@ def head_targets(data: ImageSet, heads: dict[str, HeadConfig], index: np.ndarray
     idx = torch.as_tensor(index, dtype=torch.long)
     out = {}
     for name, head in heads.items():
-        if head.kind != "reconstruction":
-            t = data.targets[head.target or name][idx]
-            out[name] = t.float() if head.kind == "regression" else t
+        kind = HEAD_KINDS.get(head.kind)
+        if not kind.target_is_input:
+            out[name] = kind.train_target(data.targets[head.target or name][idx])
     return out
 
 
@@ -321,7 +314,7 @@ def finish(p: Prepared, trainer: Trainer, run_dir: Path) -> RunResult:
     evaluated = {s: evaluate_split(p.model, p.split_data[s], prep, kinds, p.cfg) for s in names}
     metrics = MetricsRecord(
         "completed",
-        splits={s: compute_metrics(kinds, *evaluated[s]) for s in names},
+        splits={s: compute_metrics(kinds, *evaluated[s], p.normalizer) for s in names},
         best_epoch=trainer.best_epoch,
         epochs_run=trainer.epoch,
         stopped_early=trainer.stop,
@@ -356,7 +349,7 @@ def evaluate_split(model, split: Split, prep, kinds, cfg) -> tuple[dict, dict]:
 
 
 def _class_names(data: ImageSet, head: str, cfg: HeadConfig) -> list[str] | None:
-    if cfg.kind != "classification":
+    if not HEAD_KINDS.get(cfg.kind).needs_classes:
         return None
     info = data.info.get(cfg.target or head)
     if info and info.classes and len(info.classes) == cfg.classes:

@@ -9,7 +9,8 @@ formula covers cross-entropy, label smoothing, class weights and focal loss:
 
 With hard labels and ``gamma = 0`` this is exactly ``F.cross_entropy(weight=w, label_smoothing=eps)``.
 Regression uses MSE, MAE or Huber (delta 1); reconstruction MSE or L1, optionally only on the
-pixels a masking augmentation hid (``HeadConfig.masked_only``).
+pixels a masking augmentation hid (``HeadConfig.masked_only``). Which loss a head gets, and which
+it may have, is its kind's (``HEAD_KINDS``, :mod:`smallvision.heads`); the formulas live here.
 """
 
 from __future__ import annotations
@@ -21,15 +22,9 @@ import torch.nn.functional as F
 
 from smallvision.config import HeadConfig
 from smallvision.errors import UserError
+from smallvision.registry import HEAD_KINDS
 
 LossFn = Callable[..., torch.Tensor]
-
-DEFAULT_LOSS = {"classification": "ce", "regression": "mse", "reconstruction": "mse"}
-KIND_LOSSES = {
-    "classification": ("ce", "focal"),
-    "regression": ("mse", "mae", "huber"),
-    "reconstruction": ("mse", "l1"),
-}
 
 
 def balanced_class_weights(labels: torch.Tensor, classes: int) -> torch.Tensor:
@@ -97,28 +92,13 @@ def head_loss(name: str, cfg: HeadConfig, class_weights: torch.Tensor | None = N
         cfg: the head's config (kind, loss, label smoothing, focal gamma, masked_only).
         class_weights: (K,) weights for a classification head, or None.
     """
-    loss = cfg.loss or DEFAULT_LOSS[cfg.kind]
-    if loss not in KIND_LOSSES[cfg.kind]:
+    kind = HEAD_KINDS.get(cfg.kind)
+    loss = cfg.loss or kind.default_loss
+    if loss not in kind.losses:  # the schema refuses it at load time; a config built in code may not
         raise UserError(
-            f"heads.{name}.loss: {loss!r} is not a {cfg.kind} loss; expected one of {KIND_LOSSES[cfg.kind]}"
+            f"heads.{name}.loss: {loss!r} is not a {kind.name} loss; expected one of {kind.losses}"
         )
-    if cfg.kind == "classification":
-        gamma = cfg.focal_gamma if loss == "focal" else 0.0
-        smoothing = cfg.label_smoothing
-
-        def classify(out, target, mask=None):
-            return soft_cross_entropy(out, target, smoothing, class_weights, gamma)
-
-        return classify
-    if cfg.kind == "reconstruction":
-        masked = cfg.masked_only
-
-        def reconstruct(out, target, mask=None):
-            return pixel_loss(out, target, loss, mask if masked else None)
-
-        return reconstruct
-    fn = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.huber_loss}[loss]
-    return lambda out, target, mask=None: fn(out.float().reshape(target.shape), target.float())
+    return kind.loss_fn(cfg, class_weights)
 
 
 def build_losses(
@@ -133,7 +113,7 @@ def build_losses(
     fns = {}
     for h, cfg in heads.items():
         weights = None
-        if cfg.kind == "classification" and cfg.class_weights == "balanced":
+        if cfg.class_weights == "balanced":  # the schema allows it on classification heads only
             if h not in train_targets:
                 raise UserError(f"heads.{h}.class_weights: balanced needs the head's training labels")
             weights = balanced_class_weights(train_targets[h], cfg.classes or int(train_targets[h].max()) + 1)

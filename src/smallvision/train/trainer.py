@@ -26,8 +26,9 @@ from smallvision.data.augment.mix import mix_batch
 from smallvision.data.augment.pipeline import IDENTITY, Pipeline
 from smallvision.data.normalize import Normalizer
 from smallvision.errors import UserError
-from smallvision.evaluate.metrics import compute_metrics, scalar_metrics
+from smallvision.evaluate.metrics import compute_metrics, higher_is_better, scalar_metrics
 from smallvision.evaluate.predict import predict, to_outputs
+from smallvision.registry import HEAD_KINDS
 from smallvision.train.checkpoint import load_model_state
 from smallvision.train.early_stopping import BestEpoch
 from smallvision.train.ema import EMA
@@ -69,11 +70,13 @@ class NonFiniteLoss(RuntimeError):
 
 
 def monitor_mode(monitor: str, mode: str) -> str:
-    """``min`` for losses and errors, ``max`` for everything else, unless set."""
+    """``mode`` unless ``auto``; then the metric table's direction (``higher_is_better``)."""
     if mode != "auto":
         return mode
-    last = monitor.rsplit("/", 1)[-1]
-    return "min" if last in ("loss", "weighted_loss", "mae", "rmse", "mse") else "max"
+    try:
+        return "max" if higher_is_better(monitor) else "min"
+    except UserError as exc:
+        raise UserError(f"train.early_stopping.monitor: {exc}; or set train.early_stopping.mode") from None
 
 
 class Trainer:
@@ -107,6 +110,8 @@ class Trainer:
         self.input_prep = InputPrep(normalizer, augment)
         self.hooks = Hooks(callbacks)
         self.kinds = {h: c.kind for h, c in self.heads.items()}
+        # heads (reconstruction) whose target is the clean input batch
+        self.input_targets = [h for h, c in self.heads.items() if HEAD_KINDS.get(c.kind).target_is_input]
         self.mix_spec = {h: (c.kind, c.classes) for h, c in self.heads.items()}
         self.gen = seed_everything(seed)  # shuffling, augmentation, mixing; dropout via the global RNG
         self.weighting = LossWeighting(self.heads, cfg.loss_weighting)
@@ -284,9 +289,9 @@ class Trainer:
         if len(self.corrupt_aug):
             x, mask = self.corrupt_aug.masked(x, self.gen)
         x = self.normalizer.standardize(x)
-        if "reconstruction" in self.kinds.values():
+        if self.input_targets:
             target = self.normalizer.standardize(clean) if len(self.corrupt_aug) else x
-            targets.update({h: target for h, k in self.kinds.items() if k == "reconstruction"})
+            targets.update({h: target for h in self.input_targets})
         return x, targets, mask
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -352,7 +357,7 @@ class Trainer:
             logs[f"{h}/loss"] = float(head_losses[h])
             logs[f"{h}/weighted_loss"] = float(terms[h])
         logs["loss"] = float(total)
-        metrics = compute_metrics(self.kinds, y_true, to_outputs(raw, self.kinds))
+        metrics = compute_metrics(self.kinds, y_true, to_outputs(raw, self.kinds), self.normalizer)
         logs.update(scalar_metrics(metrics))
         return logs
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from smallvision.config import HeadConfig
+from smallvision.registry import HEAD_KINDS
 
 
 class LossWeighting(nn.Module):
@@ -34,7 +35,7 @@ class LossWeighting(nn.Module):
         self.scheme = scheme
         self.weights = {h: float(c.weight) for h, c in heads.items()}
         # Kendall's 1/(2 sigma^2) for Gaussian likelihoods, 1/sigma^2 for softmax likelihoods
-        self.scale = {h: 1.0 if c.kind == "classification" else 0.5 for h, c in heads.items()}
+        self.scale = {h: HEAD_KINDS.get(c.kind).likelihood_scale for h, c in heads.items()}
         self.log_vars = nn.ParameterDict(
             {h: nn.Parameter(torch.zeros(())) for h in heads} if scheme == "uncertainty" else {}
         )
