@@ -20,6 +20,7 @@ from smallvision.data.load import load_data
 from smallvision.data.normalize import fit_normalizer
 from smallvision.data.splits import make_splits
 from smallvision.errors import UserError
+from smallvision.registry import HEAD_KINDS
 
 COLUMNS = 8  # images per row of the grid; more samples wrap into further blocks of rows
 DRAWS = 2  # augmented versions shown per sample: two draws show that the augmentation is random
@@ -69,7 +70,10 @@ def preview(config: RunConfig | str | Path, out: str | Path | None = None, n: in
 
 def _titles(data: ImageSet, picked: np.ndarray) -> list[str]:
     """``index: class`` above each raw sample (the first classification target), else the index."""
-    name = next((k for k, v in data.info.items() if v.kind == "classification"), None)
+    name = next(
+        (k for k, v in data.info.items() if v.kind in HEAD_KINDS and HEAD_KINDS.get(v.kind).needs_classes),
+        None,
+    )
     if name is None:
         return [str(i) for i in picked]
     labels = data.targets[name][torch.as_tensor(picked)].tolist()
