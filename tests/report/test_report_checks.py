@@ -110,3 +110,9 @@ def test_check_history_matches_best_epoch_row():
     found = ck.check_history("h", history, 2, {"accuracy": 0.6})
     assert found and "logged 0.8, recomputed 0.6" in found[0].text
     assert ck.check_history("h", history, None, {"accuracy": 0.6}) == []
+
+
+def test_no_samples_scores_zero_and_says_so():
+    s = ck.classification_scores(np.zeros(0, dtype=int), np.zeros((0, 3)))
+    assert s.metrics["accuracy"] == 0.0 and s.confusion.shape == (3, 3) and not s.confusion.any()
+    assert [f.title for f in ck.diagnose_classifier("h", s, ["a", "b", "c"])] == ["h: no samples"]

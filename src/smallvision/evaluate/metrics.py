@@ -113,6 +113,9 @@ def _prfs(y_true: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, ...]:
     from sklearn.metrics import precision_recall_fscore_support
 
     labels = np.arange(prob.shape[1])
+    if not len(y_true):  # scikit-learn refuses empty input; no sample scores 0 everywhere
+        zeros = np.zeros(len(labels))
+        return zeros, zeros, zeros, zeros.astype(np.int64)
     return precision_recall_fscore_support(y_true, prob.argmax(axis=1), labels=labels, zero_division=0)
 
 
@@ -183,7 +186,11 @@ def class_tables(y_true: np.ndarray, prob: np.ndarray) -> dict[str, Any]:
             "f1": f.tolist(),
             "support": s.astype(int).tolist(),
         },
-        "confusion": confusion_matrix(y_true, prob.argmax(axis=1), labels=labels).tolist(),
+        "confusion": (
+            confusion_matrix(y_true, prob.argmax(axis=1), labels=labels).tolist()
+            if len(y_true)
+            else np.zeros((len(labels), len(labels)), dtype=np.int64).tolist()
+        ),
     }
 
 
