@@ -96,6 +96,9 @@ def higher_is_better(key: str) -> bool:
     Raises:
         UserError: the last part of the key is no metric of the table.
     """
+    from smallvision.registry import HEAD_KINDS
+
+    HEAD_KINDS.list()  # a kind's own file may add metrics (heads/multilabel.py)
     name = key.rsplit("/", 1)[-1]
     found = METRICS.higher_is_better(name)
     if found is None:

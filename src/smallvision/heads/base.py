@@ -148,7 +148,8 @@ class HeadKind(abc.ABC):
         from smallvision.report.checks import flat_pair
 
         flat_pair(arrays["y_true"], arrays[self.npz_field])
-        return Rescored(self.metrics(arrays["y_true"], arrays[self.npz_field], normalization))
+        metrics = self.metrics(arrays["y_true"], arrays[self.npz_field], normalization)
+        return Rescored({k: v for k, v in metrics.items() if isinstance(v, int | float)})
 
     @abc.abstractmethod
     def draw(
