@@ -13,11 +13,11 @@ import json
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from pydantic import BaseModel
 
 from smallvision.config import HeadConfig, RunConfig
 from smallvision.errors import UserError
+from smallvision.registry import HEAD_KINDS
 from smallvision.study.spec_refs import Ref, config_value, references, substitute
 
 if TYPE_CHECKING:
@@ -74,23 +74,14 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 # ---------------------------------------------------------------- metrics that are logged
 
 
-@cache
 def kind_metric_names(kind: str) -> frozenset[str]:
-    """The scalar validation metrics of a head kind, read from evaluate/metrics.py by calling it.
+    """The scalar validation metrics of a head kind: its rows of the metric table, and its losses."""
+    from smallvision.evaluate.metrics import METRICS
+    from smallvision.registry import HEAD_KINDS
 
-    Calling the metric function on a tiny input keeps this list in step with the code that logs.
-    """
-    from smallvision.evaluate.metrics import KIND_METRICS
-
-    rng = np.random.default_rng(0)
-    if kind == "classification":  # 6 classes: enough for every top-k figure
-        out = KIND_METRICS[kind](np.arange(6), np.eye(6))
-    elif kind == "regression":
-        out = KIND_METRICS[kind](rng.random((4, 1)), rng.random((4, 1)))
-    else:
-        out = KIND_METRICS[kind](rng.random((2, 1, 8, 8)), rng.random((2, 1, 8, 8)))
-    scalar = {k for k, v in out.items() if isinstance(v, int | float)}
-    return frozenset(scalar | {"loss", "weighted_loss"})  # the trainer adds each head's loss terms
+    HEAD_KINDS.list()  # a kind's own file may add metrics
+    names = {m.name for m in METRICS.for_kind(kind)}
+    return frozenset(names | {"loss", "weighted_loss"})  # the trainer adds each head's loss terms
 
 
 def metric_problem(metric: str, cfg: RunConfig) -> str | None:
@@ -104,9 +95,7 @@ def metric_problem(metric: str, cfg: RunConfig) -> str | None:
         return f"{metric!r}: expected val/loss or val/<head>/<metric>"
     _, head, name = parts
     if cfg.heads is None:  # one head per target of the data: the names are known once data is read
-        known = frozenset().union(
-            *(kind_metric_names(k) for k in ("classification", "regression", "reconstruction"))
-        )
+        known = frozenset().union(*(kind_metric_names(k) for k in HEAD_KINDS.list()))
     elif head not in cfg.heads:
         return f"{metric!r}: no head {head!r} (heads: {', '.join(cfg.heads)})"
     else:
