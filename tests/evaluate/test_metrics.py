@@ -65,8 +65,8 @@ def test_ensemble_gain_sign_follows_the_table():
     ens = {"h": {"accuracy": 0.8, "mae": 0.2}}
     members = [{"h": {"accuracy": 0.7, "mae": 0.3}}, {"h": {"accuracy": 0.6, "mae": 0.4}}]
     g = gains(ens, members)["h"]
-    assert g["accuracy"]["over_best"] == pytest.approx(0.1) and g["accuracy"]["best_member"] == 0.7
-    assert g["mae"]["over_best"] == pytest.approx(0.1) and g["mae"]["best_member"] == 0.3
+    assert g["accuracy"].over_best == pytest.approx(0.1) and g["accuracy"].best_member == 0.7
+    assert g["mae"].over_best == pytest.approx(0.1) and g["mae"].best_member == 0.3
 
 
 def test_pixel_accuracy_is_on_the_unit_scale_and_mse_in_standardised_units():

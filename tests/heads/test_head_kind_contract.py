@@ -21,7 +21,7 @@ from smallvision.evaluate.predict import to_outputs
 from smallvision.heads.base import COMMON_OPTIONS, HeadKind
 from smallvision.models.build import build_model
 from smallvision.registry import HEAD_KINDS
-from smallvision.study.run import save_predictions
+from smallvision.rundir import load_predictions, output_field, save_predictions
 
 KINDS = HEAD_KINDS.list()
 SHAPE = (1, 8, 8)
@@ -121,6 +121,9 @@ def test_build_loss_outputs_metrics_and_npz_keys(name, tmp_path):
     with np.load(path) as z:
         assert sorted(z.files) == sorted(["test/index", "test/h/y_true", f"test/h/{kind.npz_field}"])
         arrays = {"y_true": z["test/h/y_true"], kind.npz_field: z[f"test/h/{kind.npz_field}"]}
+    # the run directory's one field picker is the kind's npz_field
+    assert output_field(name) == kind.npz_field
+    assert np.array_equal(load_predictions(path).output("test", "h", name), arrays[kind.npz_field])
     rescored = kind.rescore(arrays)
     scalars = {k: v for k, v in metrics.items() if isinstance(v, float)}
     assert rescored.metrics == pytest.approx(scalars, rel=1e-6, abs=1e-7)

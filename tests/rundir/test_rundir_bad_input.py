@@ -62,11 +62,21 @@ def test_unknown_monitor_is_refused_before_any_directory_exists(tmp_path, cli):
         assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-def test_a_run_rejected_during_training_records_why(tmp_path, cli):
+def test_a_monitor_without_a_direction_is_refused_before_any_directory_exists(tmp_path, cli):
     train = {"epochs": 1, "progress": False, "early_stopping": {"monitor": "train/nonsense"}}
+    out = cli(str(_config(tmp_path, train=train)))
+    assert _one_line(out), out.stderr
+    assert "'nonsense' is not a known metric" in out.stderr and "train.early_stopping.mode" in out.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_run_rejected_during_training_records_why(tmp_path, cli):
+    # a known metric (its direction is in the table) but no train column of that name: only the
+    # trainer can tell, after the directory exists
+    train = {"epochs": 1, "progress": False, "early_stopping": {"monitor": "train/nope/loss"}}
     out = cli(str(_config(tmp_path, train=train)))
     assert _one_line(out), out.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     record = load_run(run_dir).metrics
-    assert record.status == "failed" and "train/nonsense" in record.error
+    assert record.status == "failed" and "train/nope/loss" in record.error
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "failed"

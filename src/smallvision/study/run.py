@@ -49,7 +49,7 @@ from smallvision.train.callbacks import Checkpoint, HistoryCSV, Progress
 from smallvision.train.events import Callback
 from smallvision.train.inputs import InputPrep
 from smallvision.train.rng import seed_everything
-from smallvision.train.trainer import NonFiniteLoss, Split, Trainer, numpy_target
+from smallvision.train.trainer import NonFiniteLoss, Split, Trainer, monitor_mode, numpy_target
 from smallvision.train.unfreeze import check_stage_keys
 
 
@@ -250,12 +250,18 @@ def check_monitor(p: Prepared) -> None:
     are exactly the columns of ``history.csv``.
 
     Raises:
-        UserError: ``train.early_stopping.monitor`` names no validation column.
+        UserError: ``train.early_stopping.monitor`` names no validation column, or (``mode:
+            auto``) no metric of the table, so its direction is unknown.
     """
     monitor = p.cfg.train.early_stopping.monitor
     val = p.split_data.get("val")
-    if monitor.startswith("train/") or val is None or not len(val):
-        return  # the trainer checks train columns; without val data it falls back to train/loss
+    # the trainer checks train columns; without val data it falls back to train/loss
+    if not monitor.startswith("train/") and val is not None and len(val):
+        _check_val_column(p, monitor, val)
+    monitor_mode(monitor, p.cfg.train.early_stopping.mode)  # as the trainer resolves it
+
+
+def _check_val_column(p: Prepared, monitor: str, val: Split) -> None:
     kinds = {h: c.kind for h, c in p.heads.items()}
     sample = Split(val.images[:2], {h: t[:2] for h, t in val.targets.items()})
     prep = InputPrep(p.normalizer, p.augment)  # as the trainer builds it

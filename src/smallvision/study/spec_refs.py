@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from smallvision.config import RunConfig, training_view
 from smallvision.errors import UserError
+from smallvision.evaluate.metrics import higher_is_better
 
 if TYPE_CHECKING:
     from smallvision.study.spec import Cell
@@ -96,15 +97,6 @@ def substitute(value: Any, replace: Callable[[Ref], Any]) -> Any:
     return value
 
 
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` (``val/label/accuracy``) is better.
-
-    The one place this module decides a direction: losses and errors go down, the rest up
-    (the same rule as early stopping's ``mode: auto``).
-    """
-    return metric.rsplit("/", 1)[-1] not in ("loss", "weighted_loss", "mae", "mse", "rmse")
-
-
 @dataclass
 class CellOutcome:
     """A finished cell as the runner hands it back for selection.
@@ -151,7 +143,7 @@ def select_best(step: str, outcomes: Sequence[CellOutcome], metric: str) -> Sele
     Outcomes without a finite value of ``metric`` (failed cells) take no part; ties go to the
     first cell in the step's order, so the choice is deterministic.
     """
-    sign = 1.0 if higher_is_better(metric) else -1.0
+    sign = 1.0 if higher_is_better(metric) else -1.0  # the metric table's direction
     groups: dict[str, list[CellOutcome]] = {}
     for o in outcomes:
         value = o.metrics.get(metric)
