@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from smallvision.evaluate.metrics import higher_is_better
 from smallvision.study.spec import StudySpec
-from smallvision.study.spec_refs import higher_is_better
 from smallvision.study.summary import summary_markdown
 from smallvision.study.worker import PlannedCell, flat_metrics, read_run_metrics
 

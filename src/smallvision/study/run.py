@@ -186,7 +186,7 @@ def add_eval_sets(cfg: RunConfig, data: ImageSet, heads: dict, splits: Splits, s
     """
     from smallvision.data.evalsets import load_eval_sets
 
-    targets = [h.target or n for n, h in heads.items() if h.kind != "reconstruction"]
+    targets = [h.target or n for n, h in heads.items() if not HEAD_KINDS.get(h.kind).target_is_input]
     for name, s in load_eval_sets(cfg.eval, data, cfg.data, targets).items():
         splits[name] = np.arange(len(s))
         split_data[name] = Split(s.images, head_targets(s, heads, splits[name]))

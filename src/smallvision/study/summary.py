@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from smallvision.errors import UserError
-from smallvision.evaluate.metrics import HEADLINE
+from smallvision.evaluate.metrics import HEADLINE, higher_is_better
 from smallvision.study.spec import StudySpec
-from smallvision.study.spec_refs import higher_is_better
 from smallvision.study.worker import PlannedCell
 
 
