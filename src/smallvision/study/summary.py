@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from smallvision.errors import UserError
-from smallvision.evaluate.metrics import HEADLINE, higher_is_better
+from smallvision.evaluate.metrics import higher_is_better
+from smallvision.registry import HEAD_KINDS
 from smallvision.study.spec import StudySpec
 from smallvision.study.worker import PlannedCell
 
@@ -36,8 +37,8 @@ def summary_markdown(spec: StudySpec, study_dir: Path, plan: list[PlannedCell], 
 
 
 def headline_metrics(rows: list[dict]) -> list[str]:
-    """Each head's headline test metric (accuracy, mae, mse: ``metrics.HEADLINE``) in these rows."""
-    suffixes = tuple(f"/{name}" for name, _ in HEADLINE.values())
+    """Each head's headline test metric (its kind's ``HeadKind.headline[0]``: accuracy, mae, mse) in these rows."""
+    suffixes = tuple(f"/{HEAD_KINDS.get(k).headline[0]}" for k in HEAD_KINDS.list())
     return sorted({k for r in rows for k in r if k.startswith("test/") and k.endswith(suffixes)})
 
 
