@@ -8,7 +8,14 @@ Schema version 1 (``"schema_version": 1``)::
      "best_epoch", "epochs_run", "stopped_early", "train_seconds", "eval_seconds",
      "params", "heads": {head: {"kind", "classes"}}, "data": {...},
      "failure": {"head", "epoch", "step"}, "resume": "smallvision resume ...",
-     "members": {name: {"dir", "seed", "status", "test"}}, "gain": {head: {metric: {...}}}, "method"}
+     "members": {name: {"dir", "seed", "status", "test"}}, "gain": {head: {metric: {...}}}, "method",
+     "reference": {split: {head: {"chance", "majority", "majority_class"} | {"train_mean"}}},
+     "baseline": {"name", "estimator", "params", "heads": {head: {"fit_seconds", ...}}},
+     "cv": {head: {"metric", "k", "folds": [...], "sizes": [...], "mean", "std"}}}
+
+``reference`` holds the trivial predictors' scores (see :mod:`smallvision.evaluate.reference`);
+``baseline`` and ``cv`` are written by scikit-learn baseline runs only
+(:mod:`smallvision.evaluate.baselines`).
 
 Fields that do not apply (``gain`` of a single run, ``best_epoch`` of an ensemble) are left out of
 the file. Files written before the version existed (no ``schema_version``: ``val`` / ``test`` /
@@ -124,6 +131,9 @@ class MetricsRecord:
         members: member name (``seed-42``) -> Member, for an ensemble or group.
         gain: head -> metric -> Gain, for an ensemble.
         method: head kind -> how the ensemble combines its members.
+        reference: split -> head -> scores of chance, the majority class or the training mean.
+        baseline: the scikit-learn baseline of a baseline run (name, estimator, parameters, fits).
+        cv: head -> the baseline's cross-validation on the training split.
         schema_version: the version of the file this record was read from or will be written as.
     """
 
@@ -144,6 +154,9 @@ class MetricsRecord:
     members: dict[str, Member] = field(default_factory=dict)
     gain: dict[str, dict[str, Gain]] = field(default_factory=dict)
     method: dict[str, str] = field(default_factory=dict)
+    reference: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    baseline: dict[str, Any] | None = None
+    cv: dict[str, dict[str, Any]] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -221,6 +234,9 @@ class MetricsRecord:
             members={n: Member(**m) for n, m in (d.get("members") or {}).items()},
             gain={h: {m: Gain(**g) for m, g in ms.items()} for h, ms in (d.get("gain") or {}).items()},
             method=dict(d.get("method") or {}),
+            reference=dict(d.get("reference") or {}),
+            baseline=dict(d["baseline"]) if isinstance(d.get("baseline"), dict) else None,
+            cv=dict(d.get("cv") or {}),
             schema_version=version,
         )
 
@@ -237,6 +253,7 @@ class MetricsRecord:
         out["members"] = {n: dict(m.__dict__) for n, m in self.members.items()}
         out["gain"] = {h: {m: dict(g.__dict__) for m, g in ms.items()} for h, ms in self.gain.items()}
         out["method"] = self.method
+        out |= {"reference": self.reference, "baseline": self.baseline, "cv": self.cv}
         # what does not apply to this kind of record stays out of the file
         return {k: v for k, v in out.items() if v is not None and v != {} or k in ("splits", "error")}
 

@@ -28,6 +28,7 @@ from smallvision.data.normalize import Normalizer, fit_normalizer
 from smallvision.data.splits import Splits, make_splits
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import compute_metrics, scalar_metrics
+from smallvision.evaluate.reference import run_references
 from smallvision.evaluate.predict import predict, to_outputs
 from smallvision.models.base import Network
 from smallvision.models.build import build_model
@@ -144,18 +145,33 @@ def head_targets(data: ImageSet, heads: dict[str, HeadConfig], index: np.ndarray
     return out
 
 
-def prepare(cfg: RunConfig) -> Prepared:
-    """Data, split, training statistics and a freshly initialised model for ``cfg``.
+@dataclass
+class PreparedData:
+    """The data half of :class:`Prepared`: config with resolved heads, data, heads and splits."""
+
+    cfg: RunConfig
+    data: ImageSet
+    heads: dict[str, HeadConfig]
+    splits: Splits
+
+
+def prepare_data(cfg: RunConfig) -> PreparedData:
+    """The data, resolved heads and splits of ``cfg``: what network and baseline runs share.
 
     The data comes from :func:`smallvision.data.load.load_data`, as for ``data preview``: its own
     randomness (synthetic builtins) follows ``data.split.seed``, not the run's ``seed``.
     """
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
     data = load_data(cfg.data)
     heads = resolve_heads(cfg, data)
-    cfg = cfg.model_copy(update={"heads": heads})
-    splits = make_splits(data, cfg.data.split)
+    return PreparedData(cfg.model_copy(update={"heads": heads}), data, heads, make_splits(data, cfg.data.split))
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    """Data, split (:func:`prepare_data`), training statistics and a freshly initialised model."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    d = prepare_data(cfg)
+    cfg, data, heads, splits = d.cfg, d.data, d.heads, d.splits
     normalizer = fit_normalizer(data.images[torch.as_tensor(splits["train"])], cfg.data.normalize)
     augment = build_augment(cfg.data.augment)
     seed_everything(cfg.seed)  # the same weights for the same seed, whatever ran before
@@ -327,7 +343,7 @@ def finish(p: Prepared, trainer: Trainer, run_dir: Path) -> RunResult:
         train_seconds=trainer.elapsed,
         eval_seconds=time.perf_counter() - start,
         params=p.model.param_counts(),
-        heads={h: HeadInfo(c.kind, _class_names(p.data, h, c)) for h, c in p.heads.items()},
+        heads={h: HeadInfo(c.kind, class_names(p.data, h, c)) for h, c in p.heads.items()},
         data=DataInfo(
             source=p.cfg.data.source,
             input_shape=list(p.data.shape),
@@ -335,6 +351,12 @@ def finish(p: Prepared, trainer: Trainer, run_dir: Path) -> RunResult:
             sizes={s: len(i) for s, i in p.splits.items()},
             split=p.splits.info,
             reader=p.data.meta,  # e.g. {"skipped": 3} when data.skip_bad dropped corrupt samples
+        ),
+        reference=run_references(
+            {h: t.numpy() for h, t in p.split_data["train"].targets.items()},
+            {s: evaluated[s][0] for s in names},
+            kinds,
+            {h: c.classes for h, c in p.heads.items()},
         ),
     )
     paths = RunPaths(run_dir)
@@ -354,7 +376,7 @@ def evaluate_split(model, split: Split, prep, kinds, cfg) -> tuple[dict, dict]:
     return {h: numpy_target(split, h, prep) for h in kinds}, outputs
 
 
-def _class_names(data: ImageSet, head: str, cfg: HeadConfig) -> list[str] | None:
+def class_names(data: ImageSet, head: str, cfg: HeadConfig) -> list[str] | None:
     if not HEAD_KINDS.get(cfg.kind).needs_classes:
         return None
     info = data.info.get(cfg.target or head)
