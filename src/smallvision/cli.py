@@ -66,13 +66,37 @@ def _headline(metrics: MetricsRecord, split: str = "test") -> str:
 
 @app.command()
 def run(
-    config: Annotated[Path, typer.Argument(help="YAML config file")], overrides: Overrides = None
+    config: Annotated[Path, typer.Argument(help="YAML config file")],
+    overrides: Overrides = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            help="fit this scikit-learn baseline on the same data and splits instead of the network: "
+            "logistic_regression, random_forest, svm or knn (model.params: its parameters)"
+        ),
+    ] = None,
 ) -> None:
     """Train, evaluate and report one run (one run per seed when the config lists seeds)."""
+    pairs = dict(_split(o) for o in overrides or [])
+    if baseline is not None:
+        _run_baseline(config, pairs, baseline)
+        return
     from smallvision.study.api import run as run_api
 
-    result = run_api(str(config), **dict(_split(o) for o in overrides or []))
+    _print_result(run_api(str(config), **pairs))
+
+
+def _run_baseline(config: Path, pairs: dict[str, object], baseline: str) -> None:
+    from smallvision.evaluate.baselines import run_baseline
+    from smallvision.study.run import resolve_config
+
+    cfg = resolve_config(str(config), pairs)
+    if cfg.seeds:
+        raise UserError(f"{config}: seeds {cfg.seeds}: --baseline fits one run with seed; drop seeds")
+    result = run_baseline(cfg, baseline)
     _print_result(result)
+    for head, cv in result.metrics.cv.items():
+        typer.echo(f"cv ({cv['k']}-fold on train): {head}/{cv['metric']} {cv['mean']:.4f} ± {cv['std']:.4f}")
 
 
 def _print_result(result: RunResult | GroupResult) -> None:
@@ -84,12 +108,14 @@ def _print_result(result: RunResult | GroupResult) -> None:
     if not isinstance(result, GroupResult):
         typer.echo(f"run directory: {result.dir}")
         typer.echo(f"test: {_headline(result.metrics)}  {seconds}")
+        _print_references(result.metrics)
         _print_further(result.metrics)
         return
     typer.echo(f"group directory: {result.dir}")
     for m in result.members:
         typer.echo(f"  {m.dir.name}: {_headline(m.metrics)}")
     typer.echo(f"ensemble test: {_headline(result.metrics)}  {seconds}")
+    _print_references(result.metrics)
     _print_further(result.metrics)
     heads = result.metrics.heads
     gains = [
@@ -106,6 +132,20 @@ def _print_further(metrics: MetricsRecord) -> None:
     for split in metrics.splits:
         if split not in ("val", "test"):
             typer.echo(f"  {split}: {_headline(metrics, split)}")
+
+
+def _print_references(metrics: MetricsRecord) -> None:
+    """The trivial predictors' test scores beside the headline (chance, majority, training mean)."""
+    from smallvision.evaluate.reference import reference_labels
+
+    parts = []
+    for head, ref in metrics.reference.get("test", {}).items():
+        for label, scores in reference_labels(ref).items():
+            name = "accuracy" if "accuracy" in scores else next(iter(scores), None)
+            if name is not None:
+                parts.append(f"{head}/{name} {label} {scores[name]:.4f}")
+    if parts:
+        typer.echo(f"reference: {'  '.join(parts)}")
 
 
 def _split(override: str) -> tuple[str, object]:

@@ -15,6 +15,7 @@ split for the test figure, the training folds for each cross-validation fold.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 import warnings
@@ -40,8 +41,7 @@ def make_estimator(name: str, seed: int, threads: int | None, params: dict[str, 
         name: one of :data:`BASELINES`.
         seed: ``random_state`` of the estimators that draw random numbers.
         threads: ``n_jobs`` of random forest and k-NN (None: all cores).
-        params: ``model.params`` of the config; each key must be one of the estimator's
-            ``get_params()``.
+        params: parameters for the estimator; each key must be one of its ``get_params()``.
 
     Raises:
         UserError: an unknown baseline or parameter key (one line naming it).
@@ -49,7 +49,8 @@ def make_estimator(name: str, seed: int, threads: int | None, params: dict[str, 
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.svm import SVC
+
+    from smallvision.evaluate.softmax_svc import SoftmaxSVC
 
     n_jobs = threads or -1
     factories: dict[str, Callable[[], Any]] = {
@@ -58,8 +59,8 @@ def make_estimator(name: str, seed: int, threads: int | None, params: dict[str, 
             solver="lbfgs", max_iter=LOGREG_MAX_ITER, random_state=seed
         ),
         "random_forest": lambda: RandomForestClassifier(n_estimators=200, n_jobs=n_jobs, random_state=seed),
-        # Platt-scaled probabilities (SVC's internal 5-fold CV); the report scores their arg-max
-        "svm": lambda: SVC(kernel="rbf", probability=True, random_state=seed),
+        # break_ties: predict() is the arg-max of the decision function, as the report scores it
+        "svm": lambda: SoftmaxSVC(kernel="rbf", break_ties=True, random_state=seed),
         "knn": lambda: KNeighborsClassifier(n_neighbors=5, n_jobs=n_jobs),
     }
     if name not in factories:
@@ -73,6 +74,30 @@ def make_estimator(name: str, seed: int, threads: int | None, params: dict[str, 
                 f"({type(estimator).__name__}); expected one of {', '.join(sorted(known))}"
             )
     return estimator.set_params(**(params or {}))
+
+
+def baseline_params(cfg: RunConfig, name: str) -> tuple[dict[str, Any], list[str]]:
+    """The estimator's parameters in ``model.params``, and the keys left to the network.
+
+    A study's base config usually carries the network's ``model.params`` (``channels: [8, 16]``)
+    into its baseline cells, so a key that the estimator does not take but the config's network
+    (``model.name``) does is the network's: it is set aside and recorded, not an error.
+
+    Returns:
+        (estimator params, sorted names of the network's keys that were set aside).
+
+    Raises:
+        UserError: a key that neither the estimator nor the network takes (via make_estimator).
+    """
+    from smallvision.registry import MODELS
+
+    known = make_estimator(name, 0, None).get_params()
+    network: set[str] = set()
+    if cfg.model.name in MODELS:
+        network = set(inspect.signature(MODELS.get(cfg.model.name).__init__).parameters) - {"self"}
+    mine = {k: v for k, v in cfg.model.params.items() if k in known or k not in network}
+    make_estimator(name, cfg.seed, cfg.train.threads, mine)  # a key neither takes: one-line error
+    return mine, sorted(set(cfg.model.params) - set(mine))
 
 
 def make_pipeline(name: str, seed: int, threads: int | None, params: dict[str, Any] | None = None):
@@ -134,12 +159,14 @@ def cross_validate(
     k = cfg.data.split.folds
     scores, sizes = [], []
     for fit, held in cv_folds(y, k, cfg.seed):
-        pipe = make_pipeline(name, cfg.seed, cfg.train.threads, cfg.model.params)
+        pipe = make_pipeline(name, cfg.seed, cfg.train.threads, baseline_params(cfg, name)[0])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence is checked and recorded on the main fit
             pipe.fit(x[fit], y[fit])
         prob = full_proba(pipe, x[held], classes)
-        scores.append(compute_metrics({head: "classification"}, {head: y[held]}, {head: prob})[head]["accuracy"])
+        scores.append(
+            compute_metrics({head: "classification"}, {head: y[held]}, {head: prob})[head]["accuracy"]
+        )
         sizes.append(len(held))
     arr = np.asarray(scores)
     return {
@@ -158,7 +185,7 @@ def fit_head(name: str, cfg: RunConfig, x: np.ndarray, y: np.ndarray) -> tuple[A
     """Fit the baseline on the training split; the fitted pipeline and what to record about it."""
     from sklearn.exceptions import ConvergenceWarning
 
-    pipe = make_pipeline(name, cfg.seed, cfg.train.threads, cfg.model.params)
+    pipe = make_pipeline(name, cfg.seed, cfg.train.threads, baseline_params(cfg, name)[0])
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -207,9 +234,10 @@ def run_baseline(cfg: RunConfig, baseline: str, run_dir: Path | None = None) -> 
     """Fit, cross-validate and evaluate one baseline; write the run directory like a network run.
 
     Args:
-        cfg: the run config; ``model.params`` are the estimator's parameters (``model.name`` is
-            not used), ``seed`` its ``random_state``, ``train.threads`` its ``n_jobs``,
-            ``data.split.folds`` the number of cross-validation folds.
+        cfg: the run config; ``model.params`` are the estimator's parameters (those only the
+            network of ``model.name`` takes are set aside, see :func:`baseline_params`), ``seed``
+            its ``random_state``, ``train.threads`` its ``n_jobs``, ``data.split.folds`` the
+            number of cross-validation folds.
         baseline: one of :data:`BASELINES`.
         run_dir: the directory to write into (created); default a new ``<output_dir>/<name>-<stamp>``.
 
@@ -221,16 +249,19 @@ def run_baseline(cfg: RunConfig, baseline: str, run_dir: Path | None = None) -> 
             few training samples for the folds; nothing is written then.
     """
     from smallvision.rundir import RunPaths, environment, new_run_dir, write_json
+    from smallvision.rundir.layout import check_output_dir
     from smallvision.study.run import prepare_data
 
-    make_estimator(baseline, cfg.seed, cfg.train.threads, cfg.model.params)  # bad name/params: fail first
+    baseline_params(cfg, baseline)  # an unknown baseline or parameter: fail before anything
+    check_heads(cfg, cfg.heads or {})  # declared heads: before loading the data
     d = prepare_data(cfg)
     check_heads(cfg, d.heads)
     train = d.splits["train"]
     x_train = flatten(d.data.images[train])
     y_train = {h: d.data.targets[c.target or h][train].numpy() for h, c in d.heads.items()}
-    for h, c in d.heads.items():
+    for h in d.heads:
         cv_folds(y_train[h], cfg.data.split.folds, cfg.seed)  # too few samples: fail before writing
+    check_output_dir(cfg.output_dir)
     run_dir = new_run_dir(cfg.output_dir, cfg.name) if run_dir is None else run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(run_dir)
@@ -297,7 +328,13 @@ def baseline_record(d, baseline, models, splits, fits, cv, reference, eval_secon
             split=d.splits.info,
             reader=d.data.meta,
         ),
-        baseline={"name": baseline, "estimator": type(clf).__name__, "params": _plain_params(clf), "heads": fits},
+        baseline={
+            "name": baseline,
+            "estimator": type(clf).__name__,
+            "params": _plain_params(clf),
+            "network_params_ignored": baseline_params(d.cfg, baseline)[1],
+            "heads": fits,
+        },
         cv=cv,
         reference=reference,
     )

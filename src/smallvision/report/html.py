@@ -19,6 +19,7 @@ import numpy as np
 from smallvision.report import figures
 from smallvision.report.checks import Finding
 from smallvision.report.heads import HeadReport, analyse_head, head_names
+from smallvision.report.reference import baseline_items, cv_table, with_references
 from smallvision.report.tables import Cell, Image, Table, format_value, kv_table, metrics_table
 from smallvision.rundir import DataInfo, MetricsRecord, Run, read_run
 
@@ -91,6 +92,7 @@ def _context(run: Run) -> dict[str, Any]:
         "summary": _summary(run),
         "test_table": _split_table(metrics, heads, "test"),
         "val_table": _split_table(metrics, heads, "val"),
+        "cv_table": cv_table(metrics),
         "curves": _curves(run),
         "heads": heads,
         "data_tables": _data_tables(metrics),
@@ -125,6 +127,7 @@ def _summary(run: Run) -> Table:
     }
     if "seed" in (run.env or {}):
         items["seed"] = run.env["seed"]
+    items |= baseline_items(m)
     return kv_table({k: v for k, v in items.items() if v is not None or k == "status"})
 
 
@@ -133,11 +136,15 @@ def _seconds(value: Any) -> str | None:
 
 
 def _split_table(metrics: MetricsRecord, heads: list[HeadReport], split: str) -> Table | None:
-    reported = metrics.splits.get(split, {})
+    reported = with_references(metrics, split)
     checks = {h.name: h.checks[split] for h in heads if split in h.checks}
     if not reported and not checks:
         return None
     caption = f"{split} metrics: metrics.json, with each value recomputed from predictions.npz below it"
+    if metrics.reference.get(split):
+        caption += (
+            "; the · rows are trivial predictors (majority class and training mean of the training split)"
+        )
     return metrics_table(reported, checks, caption=caption)
 
 

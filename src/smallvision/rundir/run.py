@@ -101,6 +101,8 @@ class Run:
         """``history.csv``: column -> per-epoch values."""
         path = self.paths.history
         if not path.is_file():
+            if self.paths.metrics.is_file() and self.metrics and self.metrics.baseline is not None:
+                return None  # a scikit-learn baseline has no epochs: nothing is missing
             self._fail(path, "not found")
             return None
         history = _read_history(path)

@@ -126,6 +126,8 @@ def ensemble_runs(member_dirs: Sequence[Path], out_dir: Path) -> MetricsRecord:
         gain=gains(scored["test"], [m.test for m in records]),
         train_seconds=float(sum(m.train_seconds or 0.0 for m in records)),
         method={k: HEAD_KINDS.get(k).ensemble_method for k in HEAD_KINDS.list()},
+        # the members share data and splits, so their trivial predictors score alike
+        reference={s: r for s, r in records[0].reference.items() if s in scored},
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     save_predictions(RunPaths(out_dir).predictions, splits, evaluated, kinds)

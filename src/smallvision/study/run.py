@@ -28,8 +28,8 @@ from smallvision.data.normalize import Normalizer, fit_normalizer
 from smallvision.data.splits import Splits, make_splits
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import compute_metrics, scalar_metrics
-from smallvision.evaluate.reference import run_references
 from smallvision.evaluate.predict import predict, to_outputs
+from smallvision.evaluate.reference import run_references
 from smallvision.models.base import Network
 from smallvision.models.build import build_model
 from smallvision.models.transfer import apply_transfer
@@ -163,7 +163,9 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
     """
     data = load_data(cfg.data)
     heads = resolve_heads(cfg, data)
-    return PreparedData(cfg.model_copy(update={"heads": heads}), data, heads, make_splits(data, cfg.data.split))
+    return PreparedData(
+        cfg.model_copy(update={"heads": heads}), data, heads, make_splits(data, cfg.data.split)
+    )
 
 
 def prepare(cfg: RunConfig) -> Prepared:

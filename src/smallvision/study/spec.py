@@ -52,7 +52,6 @@ __all__ = [
 
 TOP_KEYS = ("name", "description", "base", "output_dir", "seeds", "steps")
 STEP_KEYS = ("name", "description", "set", "axes", "zip", "variants", "seeds", "select", "search")
-BASELINES = ("logistic_regression", "random_forest", "svm", "knn")
 # run-config keys a command-line override of a study may start with (the rest are study keys)
 _RUN_KEYS = ("data", "model", "heads", "train", "report")
 _NAME = re.compile(r"^[A-Za-z_][\w-]*$")

@@ -112,7 +112,7 @@ def metric_problem(metric: str, cfg: RunConfig) -> str | None:
 
 def check_study(spec: StudySpec) -> None:
     """Check every step and cell of ``spec``; the first problem is a one-line UserError."""
-    from smallvision.study.spec import BASELINES
+    from smallvision.evaluate.baselines import BASELINES
 
     configs: dict[str, list[RunConfig]] = {}  # step -> the stand-in configs of its cells
     cells_of: dict[str, list[tuple[Cell, list[RunConfig]]]] = {}
@@ -135,6 +135,8 @@ def check_study(spec: StudySpec) -> None:
             for cfg in built:
                 if cell.baseline is None:
                     _registries_ok(cfg, here)
+                else:
+                    _baseline_ok(cfg, cell.baseline, here)
             cells_of.setdefault(step.name, []).append((cell, built))
         if not step.cells:  # a search-only step starts its trials from the base and its set:
             configs[step.name] = [_search_start(spec, step)]
@@ -238,6 +240,16 @@ def _registries_ok(cfg: RunConfig, where: str) -> None:
     try:
         _check_registered(cfg.model.name, json.dumps(cfg.model.params, sort_keys=True, default=str))
         _check_augment(json.dumps(cfg.data.augment, default=str))
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def _baseline_ok(cfg: RunConfig, baseline: str, where: str) -> None:
+    """The baseline takes the cell's ``model.params`` (its estimator's parameters)."""
+    from smallvision.evaluate.baselines import baseline_params
+
+    try:
+        baseline_params(cfg, baseline)
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
 
