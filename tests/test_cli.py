@@ -80,6 +80,7 @@ def test_run_prints_directory_and_headline(tmp_path):
     out = cli("run", str(cfg))
     assert out.returncode == 0, out.stderr
     assert "run directory:" in out.stdout and "label/accuracy" in out.stdout
+    assert "reference: label/accuracy chance (1/K) 0.1000  label/accuracy majority class" in out.stdout
 
 
 def test_run_prints_every_further_scored_set(tmp_path, monkeypatch, capsys):
@@ -104,3 +105,17 @@ def test_run_prints_every_further_scored_set(tmp_path, monkeypatch, capsys):
     assert exited.value.code == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("test: label/accuracy") and lines[2].startswith("  eval:INV: label/accuracy ")
+
+
+def test_run_baseline_prints_test_cv_and_references_and_refuses_bad_input(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    base = {"name": "b", "output_dir": str(tmp_path / "runs"), "data": {"source": "builtin:digits"}}
+    cfg.write_text(yaml.safe_dump({**base, "report": {"enabled": False}}))
+    out = cli("run", str(cfg), "--baseline", "knn", "model.params.n_neighbors=3")
+    assert out.returncode == 0, out.stderr
+    assert "label/accuracy" in out.stdout and "cv (5-fold on train): label/accuracy" in out.stdout
+    assert "reference: label/accuracy chance (1/K) 0.1000" in out.stdout
+    bad = cli("run", str(cfg), "--baseline", "xgboost")
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "xgboost" in bad.stderr
+    seeds = cli("run", str(cfg), "--baseline", "knn", "seeds=[1,2]")
+    assert seeds.returncode == 2 and "drop seeds" in seeds.stderr

@@ -108,15 +108,15 @@ def _print_result(result: RunResult | GroupResult) -> None:
     if not isinstance(result, GroupResult):
         typer.echo(f"run directory: {result.dir}")
         typer.echo(f"test: {_headline(result.metrics)}  {seconds}")
-        _print_references(result.metrics)
         _print_further(result.metrics)
+        _print_references(result.metrics)
         return
     typer.echo(f"group directory: {result.dir}")
     for m in result.members:
         typer.echo(f"  {m.dir.name}: {_headline(m.metrics)}")
     typer.echo(f"ensemble test: {_headline(result.metrics)}  {seconds}")
-    _print_references(result.metrics)
     _print_further(result.metrics)
+    _print_references(result.metrics)
     heads = result.metrics.heads
     gains = [
         f"{h}/{n} {g[n].over_best:+.4f} / {g[n].over_mean:+.4f}"

@@ -109,6 +109,15 @@ def test_baseline_variant_is_kept_for_the_runner_and_checked():
         load_study(study(variants={"rf": {"baseline": "forest"}}))
 
 
+def test_baseline_params_are_checked_with_the_file_and_network_params_set_aside():
+    # the base's network params (channels, hidden) are not the estimator's: set aside, not an error
+    load_study(study(variants={"knn": {"baseline": "knn", "model.params.n_neighbors": 3}}))
+    with pytest.raises(
+        UserError, match=r"cell 'rf seed=42': model.params.n_trees: not a parameter of the random_forest"
+    ):
+        load_study(study(variants={"rf": {"baseline": "random_forest", "model.params.n_trees": 9}}))
+
+
 # ---------------------------------------------------------------- the base and overrides
 
 
