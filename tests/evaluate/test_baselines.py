@@ -174,16 +174,8 @@ def test_a_study_runs_a_real_baseline_cell_beside_a_network(tmp_path):
     with (result.dir / "results.csv").open(newline="") as fh:
         rows = {r["variant"]: r for r in csv.DictReader(fh)}
     assert rows["net"]["status"] == rows["knn"]["status"] == "completed"
-    runs = (
-        {v: load_run(result.dir / "runs" / r["cell"]) for v, r in rows.items()}
-        if "cell" in rows["net"]
-        else None
-    )
-    if runs is None:  # results.csv names the run directory some other way: find the baseline's
-        runs = {
-            ("knn" if load_run(d).metrics.baseline else "net"): load_run(d)
-            for d in (result.dir / "runs").iterdir()
-        }
+    runs = {v: load_run(result.dir / "runs" / r["cell_id"]) for v, r in rows.items()}
+    assert runs["knn"].metrics.baseline["name"] == "knn" and runs["net"].metrics.baseline is None
     assert float(rows["knn"]["test/label/accuracy"]) == runs["knn"].metrics.test["label"]["accuracy"]
     np.testing.assert_array_equal(
         runs["knn"].predictions.index["test"], runs["net"].predictions.index["test"]
