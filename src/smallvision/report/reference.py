@@ -34,7 +34,10 @@ def baseline_items(metrics: MetricsRecord) -> dict[str, Any]:
     items: dict[str, Any] = {"baseline": f"{b.get('name')} ({b.get('estimator')})"}
     for head, fit in (b.get("heads") or {}).items():
         if "converged" in fit:
-            n_iter = f", {fit['n_iter']} of {fit['max_iter']} iterations" if "n_iter" in fit else ""
+            limit = fit.get("max_iter")
+            n_iter = f", {fit['n_iter']} iterations" if "n_iter" in fit else ""
+            if n_iter and isinstance(limit, int) and limit > 0:  # SVC's max_iter -1: no limit
+                n_iter = f", {fit['n_iter']} of {limit} iterations"
             items[f"{head} converged"] = f"{'yes' if fit['converged'] else 'NO'}{n_iter}"
     return items
 
