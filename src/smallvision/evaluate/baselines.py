@@ -157,7 +157,7 @@ def cross_validate(
     from smallvision.evaluate.metrics import compute_metrics
 
     k = cfg.data.split.folds
-    scores, sizes = [], []
+    scores, sizes, start = [], [], time.perf_counter()
     for fit, held in cv_folds(y, k, cfg.seed):
         pipe = make_pipeline(name, cfg.seed, cfg.train.threads, baseline_params(cfg, name)[0])
         with warnings.catch_warnings():
@@ -178,6 +178,7 @@ def cross_validate(
         "sizes": sizes,
         "mean": float(arr.mean()),
         "std": float(arr.std(ddof=1)),  # sample std over folds
+        "seconds": time.perf_counter() - start,
     }
 
 
