@@ -13,6 +13,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from smallvision.data.mapped import MappedImages, take_rows
+
 
 @dataclass(frozen=True)
 class TargetInfo:
@@ -31,7 +33,8 @@ class ImageSet:
     """Images, their targets, and any official splits or named domains.
 
     Attributes:
-        images: (N, C, H, W) uint8 or float32.
+        images: (N, C, H, W) uint8 or float32: a tensor, or a :class:`MappedImages` whose rows
+            stay in a memory-mapped file (``data.options.mmap``) and are read a batch at a time.
         targets: target name -> (N,) int64 (classification) or (N,) / (N, k) float32 (regression).
         info: target name -> TargetInfo; same keys as ``targets``.
         groups: official splits ("train", "test") or named domains -> int64 sample indices.
@@ -39,7 +42,7 @@ class ImageSet:
         meta: anything a reader wants recorded in the run (e.g. {"skipped": 3}).
     """
 
-    images: torch.Tensor
+    images: torch.Tensor | MappedImages
     targets: dict[str, torch.Tensor]
     info: dict[str, TargetInfo]
     groups: dict[str, np.ndarray] = field(default_factory=dict)
@@ -72,7 +75,7 @@ class ImageSet:
         """The samples at ``index`` (groups are dropped: they index the parent)."""
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
         return ImageSet(
-            images=self.images[idx],
+            images=take_rows(self.images, idx),
             targets={k: v[idx] for k, v in self.targets.items()},
             info=dict(self.info),
             name=self.name,
@@ -83,7 +86,8 @@ class ImageSet:
         """sha256 of the images and targets: two runs on the same data share it."""
         h = hashlib.sha256()
         h.update(str(tuple(self.images.shape)).encode())
-        h.update(self.images.contiguous().numpy().tobytes())
+        for start in range(0, len(self), 8192):  # in chunks: the digest of the whole, never a whole copy
+            h.update(self.images[start : start + 8192].contiguous().numpy().tobytes())
         for key in sorted(self.targets):
             h.update(key.encode())
             h.update(self.targets[key].contiguous().numpy().tobytes())

@@ -47,7 +47,7 @@ def fit_normalizer(train_images: torch.Tensor, method: str) -> Normalizer:
     """Per-channel statistics of the training images only (never val or test).
 
     Args:
-        train_images: (N, C, H, W) uint8 or float.
+        train_images: (N, C, H, W) uint8 or float, a tensor or memory-mapped (read in chunks).
         method: "standardize" (mean/std), "scale" (uint8 / 255 only), "none", or "imagenet":
             the fixed ImageNet mean/std per channel (no statistics learned), for weights
             pretrained on ImageNet; a 1-channel input takes the mean of the three means and of
@@ -64,8 +64,8 @@ def fit_normalizer(train_images: torch.Tensor, method: str) -> Normalizer:
     # float64 sums in chunks: exact enough and never a float32 copy of the whole set
     total = torch.zeros(c, dtype=torch.float64)
     total_sq = torch.zeros(c, dtype=torch.float64)
-    for chunk in torch.split(train_images, 8192):
-        x = chunk.to(torch.float64) * scale
+    for start in range(0, len(train_images), 8192):
+        x = train_images[start : start + 8192].to(torch.float64) * scale
         total += x.sum(dim=(0, 2, 3))
         total_sq += (x * x).sum(dim=(0, 2, 3))
     count = train_images.shape[0] * train_images.shape[2] * train_images.shape[3]

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from smallvision.data.dataset import ImageSet
+from smallvision.data.mapped import MappedImages
+from smallvision.errors import UserError
 
 # ITU-R BT.601 luma: how RGB becomes grayscale in PIL and most image tools
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
@@ -51,7 +53,23 @@ def conform(images: torch.Tensor, size: tuple[int, int] | None, channels: int | 
 
 
 def prepare_images(data: ImageSet, size: tuple[int, int] | None, channels: int | None) -> ImageSet:
-    """``data`` with its images resized and converted as configured (a new ImageSet)."""
+    """``data`` with its images resized and converted as configured (a new ImageSet).
+
+    Memory-mapped images are used as stored: converting them would read the whole set into memory.
+    """
+    if isinstance(data.images, MappedImages):
+        _, c, h, w = data.images.shape
+        if size is not None and tuple(size) != (h, w):
+            raise UserError(
+                f"data.size {list(size)}: option mmap reads the images as stored ({h}x{w}); "
+                "resize the file once, or leave data.size out"
+            )
+        if channels is not None and channels != c:
+            raise UserError(
+                f"data.channels {channels}: option mmap reads the images as stored ({c} channels); "
+                "convert the file once, or leave data.channels out"
+            )
+        return data
     images = conform(data.images, size, channels)
     if images is data.images:
         return data

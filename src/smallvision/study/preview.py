@@ -17,6 +17,7 @@ from smallvision.config import RunConfig, load_config
 from smallvision.data.augment.pipeline import build_augment
 from smallvision.data.dataset import ImageSet
 from smallvision.data.load import load_data
+from smallvision.data.mapped import take_rows
 from smallvision.data.normalize import fit_normalizer
 from smallvision.data.splits import make_splits
 from smallvision.errors import UserError
@@ -44,7 +45,7 @@ def preview(config: RunConfig | str | Path, out: str | Path | None = None, n: in
     train = make_splits(data, cfg.data.split)["train"]
     if len(train) == 0:
         raise UserError(f"data.split: the training split of {data.name} is empty, nothing to preview")
-    normalizer = fit_normalizer(data.images[torch.as_tensor(train)], cfg.data.normalize)
+    normalizer = fit_normalizer(take_rows(data.images, train), cfg.data.normalize)
     augment = build_augment(cfg.data.augment)
 
     rng = np.random.default_rng(cfg.seed)

@@ -24,6 +24,7 @@ from smallvision.config import HeadConfig, RunConfig, apply_overrides, build_con
 from smallvision.data.augment.pipeline import Pipeline, build_augment
 from smallvision.data.dataset import ImageSet
 from smallvision.data.load import load_data
+from smallvision.data.mapped import take_rows
 from smallvision.data.normalize import Normalizer, fit_normalizer
 from smallvision.data.splits import Splits, make_splits
 from smallvision.errors import UserError
@@ -174,7 +175,7 @@ def prepare(cfg: RunConfig) -> Prepared:
         torch.set_num_threads(cfg.train.threads)
     d = prepare_data(cfg)
     cfg, data, heads, splits = d.cfg, d.data, d.heads, d.splits
-    normalizer = fit_normalizer(data.images[torch.as_tensor(splits["train"])], cfg.data.normalize)
+    normalizer = fit_normalizer(take_rows(data.images, splits["train"]), cfg.data.normalize)
     augment = build_augment(cfg.data.augment)
     seed_everything(cfg.seed)  # the same weights for the same seed, whatever ran before
     model = build_model(cfg.model.name, cfg.model.params, data.shape, heads).to(
@@ -190,7 +191,7 @@ def prepare(cfg: RunConfig) -> Prepared:
         "input_shape": list(data.shape),
     }
     split_data = {
-        s: Split(data.images[torch.as_tensor(i)], head_targets(data, heads, i)) for s, i in splits.items()
+        s: Split(take_rows(data.images, i), head_targets(data, heads, i)) for s, i in splits.items()
     }
     add_eval_sets(cfg, data, heads, splits, split_data)
     return Prepared(cfg, data, heads, splits, split_data, normalizer, augment, model, meta)

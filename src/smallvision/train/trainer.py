@@ -386,4 +386,4 @@ def numpy_target(split: Split, head: str, prep: InputPrep | Normalizer) -> np.nd
     """A head's true values on ``split`` as numpy; reconstruction: the prepared (standardised) input."""
     if head in split.targets:
         return split.targets[head].numpy()
-    return prep(split.images).numpy()
+    return prep(split.images[:]).numpy()  # [:]: a memory-mapped split is read here, a tensor is viewed

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from smallvision.data.dataset import ImageSet, TargetInfo
+from smallvision.data.mapped import MappedImages, map_file, npy_header
 from smallvision.data.readers.common import (
     BadItems,
     as_image_array,
+    check_flag,
     classification_target,
     image_set,
     to_nchw,
@@ -51,15 +53,22 @@ def _npz_arrays(path: Path) -> _Arrays:
     return _Arrays(list(npz.files), npz.__getitem__, lambda key: f"{path} key {key!r}")
 
 
-def _npy_arrays(location: Path, images_key: str | None) -> tuple[_Arrays, str | None]:
-    """A folder of KEY.npy files, or one images .npy whose targets are .npy files beside it."""
+def _npy_arrays(location: Path, images_key: str | None, mmap: bool = False) -> tuple[_Arrays, str | None]:
+    """A folder of KEY.npy files, or one images .npy whose targets are .npy files beside it.
+
+    With ``mmap`` every array is a read-only view of its memory-mapped file: nothing is read
+    until used (the targets, small, are then copied; the images stay mapped).
+    """
     folder, key = (location, images_key) if location.is_dir() else (location.parent, location.stem)
     if not folder.is_dir():
         raise UserError(f"npy:{location}: no such file or folder")
     keys = sorted(p.stem for p in folder.glob("*.npy"))
 
     def load(k: str) -> np.ndarray:
-        return np.load(folder / f"{k}.npy", allow_pickle=False)
+        path = folder / f"{k}.npy"
+        if mmap:
+            return map_file(path, *npy_header(path))
+        return np.load(path, allow_pickle=False)
 
     return _Arrays(keys, load, lambda k: str(folder / f"{k}.npy")), key
 
@@ -113,18 +122,38 @@ def _target(
     return values, TargetInfo("regression"), keep
 
 
-def _images(arrays: _Arrays, key: str, layout: str, bad: BadItems) -> tuple[np.ndarray, np.ndarray]:
-    images = to_nchw(as_image_array(arrays[key], arrays.where(key)), arrays.where(key), layout)
+def _images(
+    arrays: _Arrays, key: str, layout: str, bad: BadItems, mmap: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    raw = arrays[key]
+    if mmap and raw.dtype not in (np.uint8, np.float32):
+        raise UserError(
+            f"{arrays.where(key)}: option mmap reads uint8 or float32 images as stored; this file holds "
+            f"{raw.dtype} (converting would read it all into memory)"
+        )
+    images = to_nchw(as_image_array(raw, arrays.where(key)), arrays.where(key), layout)
     keep = np.ones(len(images), dtype=bool)
     if images.dtype == np.float32:
-        keep = np.isfinite(images).reshape(len(images), -1).all(axis=1)
+        # in chunks: a whole-set boolean copy would defeat a memory-mapped file
+        keep = np.concatenate(
+            [np.isfinite(images[i : i + 4096]).reshape(-1, int(np.prod(images.shape[1:]))).all(axis=1)
+             for i in range(0, len(images), 4096)]
+        )  # fmt: skip
         for i in np.flatnonzero(~keep):
             bad.add(f"{arrays.where(key)} index {int(i)}", "image has NaN or infinite values")
     return images, keep
 
 
 def _array_set(
-    arrays: _Arrays, spec: str, images_key: str | None, targets, kinds, classes, layout: str, skip_bad: bool
+    arrays: _Arrays,
+    spec: str,
+    images_key: str | None,
+    targets,
+    kinds,
+    classes,
+    layout: str,
+    skip_bad: bool,
+    mmap: bool = False,
 ) -> ImageSet:
     bad = BadItems(skip_bad)
     if images_key is None:  # the usual pair of names; an images array alone is an unlabeled set
@@ -139,7 +168,7 @@ def _array_set(
     kinds, classes = kinds or {}, classes or {}
     images, keeps, groups, values, start = [], [], {}, {t: [] for t in targets}, 0
     for split, key in splits.items():
-        x, keep = _images(arrays, key, layout, bad)
+        x, keep = _images(arrays, key, layout, bad, mmap)
         for name, target_key in targets.items():
             tkey = f"{target_key}_{split}" if split else target_key
             if tkey not in arrays.keys:
@@ -160,7 +189,10 @@ def _array_set(
         y = np.concatenate([p[0] for p in parts])
         y, info[name], ok = _target(name, y, kinds.get(name), classes.get(name), parts[0][1], bad)
         out[name], keep = y, keep & ok
-    x = np.concatenate(images) if len(images) > 1 else images[0]
+    if mmap:  # each split's file stays a mapped part: concatenating would read them all
+        x = MappedImages(images)
+    else:
+        x = np.concatenate(images) if len(images) > 1 else images[0]
     return image_set(x, out, info, spec, bad, groups, keep)
 
 
@@ -205,6 +237,7 @@ def read_npy(
     classes: dict[str, list[str] | int] | None = None,
     layout: str = "auto",
     skip_bad: bool = False,
+    mmap: bool = False,
 ) -> ImageSet:
     """``.npy`` arrays: a folder of ``KEY.npy`` files, or one images file with targets beside it.
 
@@ -214,6 +247,9 @@ def read_npy(
         images_key: stem of the images file inside a folder (default: as for ``npz:``).
         targets: target name -> file stem, e.g. ``{"label": "y"}`` (default: as for ``npz:``).
         kinds, classes, layout, skip_bad: as for ``npz:``.
+        mmap: memory-map the files instead of reading them (uint8 or float32 images, C order):
+            the images stay on disk and each batch reads its rows (:mod:`smallvision.data.mapped`).
     """
-    arrays, key = _npy_arrays(Path(location), images_key)
-    return _array_set(arrays, f"npy:{location}", key, targets, kinds, classes, layout, skip_bad)
+    mmap = check_flag(mmap, "mmap")
+    arrays, key = _npy_arrays(Path(location), images_key, mmap)
+    return _array_set(arrays, f"npy:{location}", key, targets, kinds, classes, layout, skip_bad, mmap)

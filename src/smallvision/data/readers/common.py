@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from smallvision.data.dataset import ImageSet, TargetInfo
+from smallvision.data.mapped import MappedImages
 from smallvision.errors import UserError
 
 MAX_NAMED = 20  # how many skipped samples meta["skipped_files"] names
@@ -137,7 +138,7 @@ def classification_target(
 
 
 def image_set(
-    images: np.ndarray,
+    images: np.ndarray | MappedImages,
     targets: dict[str, np.ndarray],
     info: dict[str, TargetInfo],
     name: str,
@@ -146,20 +147,30 @@ def image_set(
     keep: np.ndarray | None = None,
     meta: dict | None = None,
 ) -> ImageSet:
-    """The ImageSet of (N, C, H, W) ``images`` with the rows in ``keep``; group indices remapped."""
+    """The ImageSet of (N, C, H, W) ``images`` with the rows in ``keep``; group indices remapped.
+
+    Memory-mapped images (:class:`MappedImages`) stay mapped: dropping rows only indexes them.
+    """
     n = len(images)
     keep = np.ones(n, dtype=bool) if keep is None else keep
     if not keep.all():
         new_index = np.cumsum(keep) - 1  # old index -> index among the kept
-        images = images[keep]
+        images = images.take(np.flatnonzero(keep)) if isinstance(images, MappedImages) else images[keep]
         targets = {k: v[keep] for k, v in targets.items()}
         groups = {g: new_index[idx[keep[idx]]] for g, idx in (groups or {}).items()}
     if len(images) == 0:
         raise UserError(f"{name}: no images left to read")
-    x = torch.from_numpy(np.ascontiguousarray(images))
+    x = images if isinstance(images, MappedImages) else torch.from_numpy(np.ascontiguousarray(images))
     t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in targets.items()}
     groups = {g: np.asarray(idx, dtype=np.int64) for g, idx in (groups or {}).items()}
     return ImageSet(x, t, info, groups=groups, name=name, meta={**(meta or {}), **bad.meta()})
+
+
+def check_flag(value: object, option: str) -> bool:
+    """``value`` when it is true or false, else a UserError naming the option."""
+    if not isinstance(value, bool):
+        raise UserError(f"option {option}: expected true or false, got {value!r}")
+    return value
 
 
 def check_choice(value: object, option: str, choices: Sequence[str]) -> str:

@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from smallvision.data.dataset import ImageSet
-from smallvision.data.readers.common import BadItems, as_image_array, classification_target, image_set
+from smallvision.data.mapped import MappedImages, map_file
+from smallvision.data.readers.common import (
+    BadItems,
+    as_image_array,
+    check_flag,
+    classification_target,
+    image_set,
+)
 from smallvision.errors import UserError
 from smallvision.registry import SOURCES
 
@@ -33,36 +40,66 @@ def read_file_bytes(path: Path) -> bytes:
     return data
 
 
-def parse_idx(data: bytes, path: Path, ndim: int) -> tuple[np.ndarray, int, str | None]:
-    """The items of an IDX file: (complete items, declared count, truncation message or None)."""
+def idx_layout(
+    head: bytes, size: int, path: Path, ndim: int
+) -> tuple[np.dtype, tuple[int, ...], int, int, str | None]:
+    """What an IDX header says, checked against the file's ``size`` in bytes.
+
+    Returns:
+        (dtype, item shape, header bytes, complete items, truncation message or None).
+    """
     what = "images" if ndim == 3 else "labels"
-    if len(data) < 4 + 4 * ndim:
-        raise UserError(f"{path}: {len(data)} bytes is shorter than the {4 + 4 * ndim}-byte IDX header")
-    if data[0:2] != b"\x00\x00":
-        raise UserError(f"{path} byte offset 0: bytes {data[0:2].hex()} are not an IDX magic number (0000)")
-    if data[2] not in _IDX_TYPES:
-        raise UserError(f"{path} byte offset 2: unknown IDX data type 0x{data[2]:02x}")
-    if data[3] != ndim:
-        raise UserError(f"{path} byte offset 3: {data[3]} dimensions, expected {ndim} for an {what} file")
-    dims = np.frombuffer(data, dtype=">u4", count=ndim, offset=4).astype(np.int64)
+    if size < 4 + 4 * ndim or len(head) < 4 + 4 * ndim:
+        raise UserError(f"{path}: {size} bytes is shorter than the {4 + 4 * ndim}-byte IDX header")
+    if head[0:2] != b"\x00\x00":
+        raise UserError(f"{path} byte offset 0: bytes {head[0:2].hex()} are not an IDX magic number (0000)")
+    if head[2] not in _IDX_TYPES:
+        raise UserError(f"{path} byte offset 2: unknown IDX data type 0x{head[2]:02x}")
+    if head[3] != ndim:
+        raise UserError(f"{path} byte offset 3: {head[3]} dimensions, expected {ndim} for an {what} file")
+    dims = np.frombuffer(head, dtype=">u4", count=ndim, offset=4).astype(np.int64)
     if (dims[1:] == 0).any():
         raise UserError(f"{path} byte offset 8: zero-sized item dimensions {tuple(dims[1:])}")
-    dtype = np.dtype(_IDX_TYPES[data[2]])
+    dtype = np.dtype(_IDX_TYPES[head[2]])
     header = 4 + 4 * ndim
     item_bytes = int(np.prod(dims[1:])) * dtype.itemsize
     declared = int(dims[0])
-    complete = min(declared, (len(data) - header) // item_bytes)
+    complete = min(declared, (size - header) // item_bytes)
     end = header + declared * item_bytes
     problem = None
     if complete < declared:
         problem = (
             f"truncated: header declares {declared} {what} ({end} bytes) but the file ends at byte "
-            f"offset {len(data)}, inside item {complete}"
+            f"offset {size}, inside item {complete}"
         )
-    elif len(data) > end:
-        raise UserError(f"{path} byte offset {end}: {len(data) - end} unexpected bytes after the last item")
-    arr = np.frombuffer(data, dtype=dtype, count=complete * item_bytes // dtype.itemsize, offset=header)
-    return arr.reshape(complete, *dims[1:]), declared, problem
+    elif size > end:
+        raise UserError(f"{path} byte offset {end}: {size - end} unexpected bytes after the last item")
+    return dtype, tuple(int(d) for d in dims[1:]), header, complete, problem
+
+
+def parse_idx(data: bytes, path: Path, ndim: int) -> tuple[np.ndarray, int, str | None]:
+    """The items of an IDX file: (complete items, declared count, truncation message or None)."""
+    dtype, item, header, complete, problem = idx_layout(data[: 4 + 4 * ndim], len(data), path, ndim)
+    declared = int(np.frombuffer(data, dtype=">u4", count=1, offset=4)[0])
+    arr = np.frombuffer(data, dtype=dtype, count=complete * int(np.prod(item)), offset=header)
+    return arr.reshape(complete, *item), declared, problem
+
+
+def map_idx(path: Path, ndim: int) -> tuple[np.ndarray, int, str | None]:
+    """:func:`parse_idx` for an uncompressed file, its items memory-mapped instead of read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4 + 4 * ndim)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if head[:2] == b"\x1f\x8b":
+        raise UserError(f"{path}: gzipped files cannot be memory-mapped (option mmap); gunzip it first")
+    dtype, item, header, complete, problem = idx_layout(head, size, path, ndim)
+    if dtype != np.uint8:
+        raise UserError(f"{path}: option mmap reads uint8 IDX images (type 0x08), this file holds {dtype}")
+    declared = int(np.frombuffer(head, dtype=">u4", count=1, offset=4)[0])
+    return map_file(path, dtype, (complete, *item), header), declared, problem
 
 
 def _idx_file(prefix: str, part: str, kind: str, ndim: int) -> Path | None:
@@ -75,8 +112,13 @@ def _idx_file(prefix: str, part: str, kind: str, ndim: int) -> Path | None:
     return None
 
 
-def _idx_pair(images_path: Path, labels_path: Path, bad: BadItems) -> tuple[np.ndarray, np.ndarray]:
-    images, n_images, problem_i = parse_idx(read_file_bytes(images_path), images_path, 3)
+def _idx_pair(
+    images_path: Path, labels_path: Path, bad: BadItems, mmap: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    if mmap:
+        images, n_images, problem_i = map_idx(images_path, 3)
+    else:
+        images, n_images, problem_i = parse_idx(read_file_bytes(images_path), images_path, 3)
     labels, n_labels, problem_l = parse_idx(read_file_bytes(labels_path), labels_path, 1)
     if n_images != n_labels:
         raise UserError(
@@ -90,7 +132,9 @@ def _idx_pair(images_path: Path, labels_path: Path, bad: BadItems) -> tuple[np.n
 
 
 @SOURCES.register("idx")
-def read_idx(location: str, *, classes: list[str] | int | None = None, skip_bad: bool = False) -> ImageSet:
+def read_idx(
+    location: str, *, classes: list[str] | int | None = None, skip_bad: bool = False, mmap: bool = False
+) -> ImageSet:
     """MNIST-style IDX files: ``train-images-idx3-ubyte[.gz]`` + labels, and ``t10k-...``.
 
     Args:
@@ -99,6 +143,8 @@ def read_idx(location: str, *, classes: list[str] | int | None = None, skip_bad:
             are errors naming the labels file and byte offset.
         skip_bad: keep the complete images of a truncated file and drop out-of-range labels,
             counting them in ``meta["skipped"]``.
+        mmap: memory-map the (uncompressed, uint8) image files instead of reading them: the
+            images stay on disk and each batch reads its rows (:mod:`smallvision.data.mapped`).
 
     Returns:
         One ``label`` target; groups ``train`` / ``test`` (the official split) for the files present.
@@ -115,7 +161,7 @@ def read_idx(location: str, *, classes: list[str] | int | None = None, skip_bad:
             raise UserError(
                 f"idx:{location}: found {images_path or labels_path} but not {prefix}{missing}[.gz]"
             )
-        images, labels = _idx_pair(images_path, labels_path, bad)
+        images, labels = _idx_pair(images_path, labels_path, bad, check_flag(mmap, "mmap"))
         parts.append((images, labels, labels_path))
         groups[group] = np.arange(start, start + len(images))
         start += len(images)
@@ -135,7 +181,10 @@ def read_idx(location: str, *, classes: list[str] | int | None = None, skip_bad:
             labels, classes, str(labels_path), bad, lambda i: f"byte offset {8 + i}"
         )
         keeps.append(keep)
-    images = as_image_array(np.concatenate([p[0] for p in parts]), location)[:, None]  # (N, 1, H, W)
+    if mmap:  # the files stay separate parts: concatenating would read them all into memory
+        images = MappedImages([p[0][:, None] for p in parts])  # (N, 1, H, W)
+    else:
+        images = as_image_array(np.concatenate([p[0] for p in parts]), location)[:, None]  # (N, 1, H, W)
     return image_set(
         images, {"label": all_labels}, {"label": info}, f"idx:{location}", bad, groups, np.concatenate(keeps)
     )

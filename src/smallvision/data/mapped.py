@@ -1,0 +1,186 @@
+"""Images that stay on disk: memory-mapped uint8 arrays read a batch at a time (``data.options.mmap``).
+
+A set larger than memory cannot be one tensor in RAM, but it can be a file the kernel pages in on
+demand. :class:`MappedImages` stands where an (N, C, H, W) tensor stands in an ImageSet or a split:
+``len``, ``shape``, ``dtype``, and indexing with a slice or an index tensor, which gathers only
+those rows into a fresh tensor. So the trainer's batch slicing (``split.images[index]``), batched
+prediction (``images[start:stop]``) and the chunked statistics work on it unchanged, and taking a
+split composes indices instead of copying images (:func:`take_rows`).
+
+Pages a process has read count in its resident set (RSS) for as long as they stay mapped, which
+after one epoch would be the whole file. Every ``release_bytes`` read, the mapping's pages are
+dropped from the process with ``madvise(MADV_DONTNEED)``: they stay in the kernel's page cache (a
+later read is a minor fault, not disk I/O, and processes on one machine share them), but the RSS
+stays bounded by the batches in flight, whatever the file's size.
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from smallvision.errors import UserError
+
+RELEASE_BYTES = 64 << 20  # read this much, then drop the mapped pages from the process's RSS
+_TORCH_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32}
+
+
+def map_file(path: Path, dtype: np.dtype, shape: tuple[int, ...], offset: int) -> np.ndarray:
+    """A read-only array over ``shape`` items of ``dtype`` at byte ``offset`` of ``path``, memory-mapped.
+
+    Raises:
+        UserError: the file cannot be read or is shorter than ``shape`` needs.
+    """
+    count = int(np.prod(shape))
+    need = offset + count * np.dtype(dtype).itemsize
+    try:
+        with open(path, "rb") as f:
+            size = Path(path).stat().st_size
+            if size < need:
+                raise UserError(f"{path}: {size} bytes, but {shape} items of {np.dtype(dtype)} need {need}")
+            # the mapping outlives the file object: mmap keeps its own duplicate of the descriptor
+            mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as exc:  # ValueError: an empty file cannot be mapped
+        raise UserError(f"{path}: cannot memory-map ({getattr(exc, 'strerror', None) or exc})") from None
+    return np.frombuffer(mapping, dtype=dtype, count=count, offset=offset).reshape(shape)
+
+
+class MappedImages:
+    """(N, C, H, W) images gathered on demand from memory-mapped arrays, optionally through an index.
+
+    Args:
+        parts: (n_i, C, H, W) arrays (views of memory maps from :func:`map_file`, possibly strided,
+            e.g. an NHWC file transposed) whose rows, in order, are the images; train and test
+            files are two parts. Their mappings' pages are released as reads add up.
+        index: which rows of the parts' concatenation this set holds, in order (None: all).
+        release_bytes: bytes gathered between two releases of the mapped pages.
+    """
+
+    def __init__(
+        self,
+        parts: Sequence[np.ndarray],
+        index: np.ndarray | None = None,
+        release_bytes: int = RELEASE_BYTES,
+    ) -> None:
+        shapes = {p.shape[1:] for p in parts}
+        if not parts or len(shapes) != 1 or parts[0].ndim != 4:
+            raise ValueError(f"MappedImages needs (n, C, H, W) parts of one shape, got {sorted(shapes)}")
+        if parts[0].dtype not in _TORCH_DTYPES:
+            raise ValueError(f"MappedImages holds uint8 or float32 images, not {parts[0].dtype}")
+        self.parts = list(parts)
+        self.mappings = [m for p in parts if (m := _mapping_of(p)) is not None]
+        self.starts = np.cumsum([0] + [len(p) for p in parts])  # part k holds rows starts[k]:starts[k+1]
+        self.index = None if index is None else np.asarray(index, dtype=np.int64)
+        self.release_bytes = release_bytes
+        self._read = [0]  # shared by every take() of one set, so releases count all their reads
+        self.dtype = _TORCH_DTYPES[parts[0].dtype]
+
+    def __len__(self) -> int:
+        return int(self.starts[-1]) if self.index is None else len(self.index)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self), *self.parts[0].shape[1:]))
+
+    @property
+    def ndim(self) -> int:
+        return 4
+
+    def element_size(self) -> int:
+        return self.parts[0].itemsize
+
+    def rows(self, key: slice | int | np.ndarray | torch.Tensor) -> np.ndarray:
+        """Row numbers in the parts' concatenation for ``key`` (an index into this set)."""
+        if isinstance(key, slice):
+            key = np.arange(len(self))[key]
+        key = np.asarray(key, dtype=np.int64).reshape(-1)
+        if len(key) and (key.min() < -len(self) or key.max() >= len(self)):
+            raise IndexError(f"index out of range for {len(self)} images")
+        key = np.where(key < 0, key + len(self), key)
+        return key if self.index is None else self.index[key]
+
+    def __getitem__(self, key: slice | int | np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The images at ``key`` as a fresh (B, C, H, W) tensor (an int gives one (C, H, W) image)."""
+        rows = self.rows(key)
+        out = np.empty((len(rows), *self.parts[0].shape[1:]), dtype=self.parts[0].dtype)
+        part_of = np.searchsorted(self.starts, rows, side="right") - 1
+        for k in np.unique(part_of):
+            here = part_of == k
+            out[here] = self.parts[k][rows[here] - self.starts[k]]
+        self._count(out.nbytes)
+        x = torch.from_numpy(out)
+        return x[0] if isinstance(key, (int, np.integer)) else x
+
+    def _count(self, nbytes: int) -> None:
+        self._read[0] += nbytes
+        if self._read[0] >= self.release_bytes:
+            self._read[0] = 0
+            self.release()
+
+    def release(self) -> None:
+        """Drop the pages read so far from this process's resident set (they stay in the page cache)."""
+        advice = getattr(mmap, "MADV_DONTNEED", None)  # Linux and the BSDs; elsewhere RSS just grows
+        if advice is not None:
+            for m in self.mappings:
+                m.madvise(advice)
+
+    def take(self, index: np.ndarray | torch.Tensor) -> MappedImages:
+        """The images at ``index`` as another MappedImages over the same mappings (no image is read)."""
+        out = MappedImages(self.parts, self.rows(index), self.release_bytes)
+        out._read = self._read
+        return out
+
+    def load(self) -> torch.Tensor:
+        """Every image in memory as one tensor (what ``mmap: false`` would have given)."""
+        return self[:]
+
+    def __repr__(self) -> str:
+        return f"MappedImages({tuple(self.shape)}, {self.dtype}, {len(self.parts)} file(s))"
+
+
+def _mapping_of(arr: np.ndarray) -> mmap.mmap | None:
+    """The memory map under a view (its ``base`` chain), or None for an array in memory."""
+    base = arr
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):  # np.frombuffer keeps a memoryview of the mapping
+        base = base.obj
+    return base if isinstance(base, mmap.mmap) else None
+
+
+def take_rows(
+    images: torch.Tensor | MappedImages, index: np.ndarray | torch.Tensor
+) -> torch.Tensor | MappedImages:
+    """``images[index]``: a tensor copy for images in memory, an index (no copy) for mapped ones."""
+    if isinstance(images, MappedImages):
+        return images.take(index)
+    return images[torch.as_tensor(np.asarray(index), dtype=torch.long)]
+
+
+def npy_header(path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
+    """(dtype, shape, data offset) of a ``.npy`` file, read from its header alone.
+
+    Raises:
+        UserError: not a ``.npy`` file, or a Fortran-ordered array (whose rows are not contiguous).
+    """
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read(f)
+            offset = f.tell()
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable .npy file ({exc})") from None
+    if fortran:
+        raise UserError(
+            f"{path}: a Fortran-ordered array cannot be memory-mapped by rows; save it in C order"
+        )
+    return np.dtype(dtype), tuple(shape), offset
