@@ -228,6 +228,29 @@ def readers(d: dict) -> list[str]:
     return ["## Readers and builtin datasets (best of 3)\n", header(d), *rows, ""]
 
 
+def mmap(d: dict) -> list[str]:
+    rows = [
+        "| images | peak RSS MB | after imports MB | peak RssAnon MB | peak RssFile MB | peak / file | run s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mode, r in d["runs"].items():
+        label = "memory-mapped" if mode == "mmap" else "loaded"
+        rows.append(
+            f"| {label} | {r['peak_rss_mb']:.0f} | {r['baseline_rss_mb']:.0f} | {r['peak_rss_anon_mb']:.0f} | "
+            f"{r['peak_rss_file_mb']:.0f} | {r['peak_over_file']:.2f} | {r['run_seconds']:.0f} |"
+        )
+    h, w, c = d["image_shape"]
+    return [
+        f"## Training from a memory-mapped file ({d['images']:,} images of {h}x{w}x{c} uint8, one epoch)\n",
+        header(d),
+        f"File: {d['file_mb']:.0f} MB. Each mode in a fresh process; RSS = `ru_maxrss`, RssAnon / RssFile "
+        "sampled from `/proc/self/status`.\n",
+        *rows,
+        "",
+        f"Target: {d['target']} — {'met' if d['met'] else 'NOT met'}.\n",
+    ]
+
+
 def main() -> None:
     parts = [
         "# Benchmarks\n",
@@ -246,6 +269,7 @@ def main() -> None:
         ("models", models),
         ("augment", augment),
         ("readers", readers),
+        ("mmap", mmap),
     ]:
         d = load(name)
         if d is not None:

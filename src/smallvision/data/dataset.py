@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from smallvision.data.mapped import MappedImages, take_rows
+from smallvision.data.mapped import MappedImages, chunk_rows, take_rows
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,9 @@ class ImageSet:
         """sha256 of the images and targets: two runs on the same data share it."""
         h = hashlib.sha256()
         h.update(str(tuple(self.images.shape)).encode())
-        for start in range(0, len(self), 8192):  # in chunks: the digest of the whole, never a whole copy
-            h.update(self.images[start : start + 8192].contiguous().numpy().tobytes())
+        step = chunk_rows(self.images)
+        for start in range(0, len(self), step):  # in chunks: the digest of the whole, never a whole copy
+            h.update(self.images[start : start + step].contiguous().numpy())
         for key in sorted(self.targets):
             h.update(key.encode())
             h.update(self.targets[key].contiguous().numpy().tobytes())

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from smallvision.data.mapped import chunk_rows
+
 # torchvision's / timm's ImageNet statistics (RGB, [0, 1] scale): the inputs pretrained weights saw
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -64,8 +66,9 @@ def fit_normalizer(train_images: torch.Tensor, method: str) -> Normalizer:
     # float64 sums in chunks: exact enough and never a float32 copy of the whole set
     total = torch.zeros(c, dtype=torch.float64)
     total_sq = torch.zeros(c, dtype=torch.float64)
-    for start in range(0, len(train_images), 8192):
-        x = train_images[start : start + 8192].to(torch.float64) * scale
+    step = chunk_rows(train_images, bytes_per_value=8)
+    for start in range(0, len(train_images), step):
+        x = train_images[start : start + step].to(torch.float64) * scale
         total += x.sum(dim=(0, 2, 3))
         total_sq += (x * x).sum(dim=(0, 2, 3))
     count = train_images.shape[0] * train_images.shape[2] * train_images.shape[3]
