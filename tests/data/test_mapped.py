@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,18 +67,30 @@ def test_statistics_in_chunks_equal_the_loaded_ones(idx_dir):
     assert fit_normalizer(mapped, "standardize") == fit_normalizer(loaded, "standardize")
 
 
-def test_pages_are_released_as_reads_add_up(tmp_path, monkeypatch):
+def test_pages_are_released_every_few_rows_and_drop_from_the_resident_set(tmp_path, monkeypatch):
     arr = np.arange(64 * 3 * 8 * 8, dtype=np.uint8).reshape(64, 3, 8, 8)
     (tmp_path / "x.bin").write_bytes(arr.tobytes())
-    images = MappedImages([map_file(tmp_path / "x.bin", np.uint8, arr.shape, 0)], release_bytes=1000)
+    images = MappedImages([map_file(tmp_path / "x.bin", np.uint8, arr.shape, 0)], release_rows=10)
     released = []
     monkeypatch.setattr(MappedImages, "release", lambda self: released.append(len(self)))
-    images[torch.arange(5)]  # 960 bytes: not yet
-    assert released == []
-    images.take(np.arange(10))[torch.arange(1)]  # a split's reads count with its parent's
-    assert released == [10]
-    images.release = MappedImages.release  # the real one must run where madvise exists
-    MappedImages.release(images)
+    assert torch.equal(images[torch.arange(25)], torch.from_numpy(arr[:25]))  # pieces of 10, 10, 5
+    assert released == [64, 64, 64]
+    assert len(images.take(np.arange(30))[torch.arange(30)]) == 30 and len(released) == 6
+    monkeypatch.undo()
+    if Path("/proc/self/smaps").is_file():  # Linux: the mapping's resident pages are gone
+        images[torch.arange(64)]
+        assert _mapped_kb(tmp_path / "x.bin") == 0
+
+
+def _mapped_kb(path) -> int:
+    """Resident kB of the mappings of ``path`` in this process (from /proc/self/smaps)."""
+    total, current = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if "-" in line.split(" ", 1)[0] and not line.startswith(("Rss", "Pss")):
+            current = line.rstrip().endswith(str(path))
+        elif current and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
 
 
 def test_npy_with_mmap_including_channels_last_and_splits(tmp_path):
@@ -134,3 +147,11 @@ def test_a_mapped_run_gives_the_metrics_of_a_loaded_run(tmp_path, tiny_config):
         metrics[mmap] = {s: result.metrics[s] for s in ("val", "test")}
     assert metrics[True] == metrics[False]
     assert metrics[True]["test"]["label"]["accuracy"] > 0.6  # it learned: the comparison means something
+
+
+def test_a_mapped_source_inside_multi_is_read_into_the_concatenation(idx_dir):
+    domains = {"A": {"source": f"idx:{idx_dir}", "options": {"mmap": True}}, "B": f"idx:{idx_dir}"}
+    data = load_source("multi:", {"domains": domains}, seed=0)
+    loaded = load_source(f"idx:{idx_dir}").images
+    assert isinstance(data.images, torch.Tensor) and len(data) == 2 * len(loaded)
+    assert torch.equal(data.images[torch.as_tensor(data.groups["A"])], loaded)

@@ -8,10 +8,12 @@ prediction (``images[start:stop]``) and the chunked statistics work on it unchan
 split composes indices instead of copying images (:func:`take_rows`).
 
 Pages a process has read count in its resident set (RSS) for as long as they stay mapped, which
-after one epoch would be the whole file. Every ``release_bytes`` read (RELEASE_BYTES), the mapping's
-pages are dropped from the process with ``madvise(MADV_DONTNEED)``: they stay in the kernel's page cache (a
-later read is a minor fault, not disk I/O, and processes on one machine share them), but the RSS
-stays bounded by the batches in flight, whatever the file's size.
+after one epoch would be the whole file -- sooner, since the kernel maps a whole large folio of
+the page cache around each row a batch touches. After every RELEASE_ROWS rows gathered (fewer for
+large rows: RELEASE_BYTES), the mapping's pages are dropped from the process with
+``madvise(MADV_DONTNEED)``: they stay in the kernel's page cache (a later read is a minor fault,
+not disk I/O, and processes on one machine share them), but the RSS stays bounded by a few
+folios per release, whatever the file's size.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import torch
 
 from smallvision.errors import UserError
 
-# read this much, then drop the mapped pages from the process's RSS; small because a batch of rows
-# scattered over the file maps far more than it reads (the kernel maps whole large folios of the
-# page cache around each row: 8x for random 96x96x3 batches), and dropping costs next to nothing
+# drop the mapped pages from the process's RSS after every so many rows read (or bytes, for large
+# rows): the kernel maps a whole large folio of the page cache (up to 2 MB) around each row a batch
+# touches, so rows scattered over the file map far more than they read (a random batch of 256
+# 96x96x3 images mapped a 550 MB file whole), and dropping costs next to nothing
+RELEASE_ROWS = 32
 RELEASE_BYTES = 8 << 20
 CHUNK_BYTES = 32 << 20  # what one pass over a whole set (statistics, fingerprint) holds at a time
 _TORCH_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32}
@@ -61,13 +65,15 @@ class MappedImages:
             e.g. an NHWC file transposed) whose rows, in order, are the images; train and test
             files are two parts. Their mappings' pages are released as reads add up.
         index: which rows of the parts' concatenation this set holds, in order (None: all).
-        release_bytes: bytes gathered between two releases of the mapped pages.
+        release_rows, release_bytes: rows, or bytes for large rows, gathered between two
+            releases of the mapped pages.
     """
 
     def __init__(
         self,
         parts: Sequence[np.ndarray],
         index: np.ndarray | None = None,
+        release_rows: int = RELEASE_ROWS,
         release_bytes: int = RELEASE_BYTES,
     ) -> None:
         shapes = {p.shape[1:] for p in parts}
@@ -79,8 +85,7 @@ class MappedImages:
         self.mappings = [m for p in parts if (m := _mapping_of(p)) is not None]
         self.starts = np.cumsum([0] + [len(p) for p in parts])  # part k holds rows starts[k]:starts[k+1]
         self.index = None if index is None else np.asarray(index, dtype=np.int64)
-        self.release_bytes = release_bytes
-        self._read = [0]  # shared by every take() of one set, so releases count all their reads
+        self.release_rows, self.release_bytes = release_rows, release_bytes
         self.dtype = _TORCH_DTYPES[parts[0].dtype]
 
     def __len__(self) -> int:
@@ -111,19 +116,17 @@ class MappedImages:
         """The images at ``key`` as a fresh (B, C, H, W) tensor (an int gives one (C, H, W) image)."""
         rows = self.rows(key)
         out = np.empty((len(rows), *self.parts[0].shape[1:]), dtype=self.parts[0].dtype)
-        part_of = np.searchsorted(self.starts, rows, side="right") - 1
-        for k in np.unique(part_of):
-            here = part_of == k
-            out[here] = self.parts[k][rows[here] - self.starts[k]]
-        self._count(out.nbytes)
+        row_bytes = out[0].nbytes if len(out) else 1
+        step = max(1, min(self.release_rows, self.release_bytes // row_bytes))
+        for start in range(0, len(rows), step):
+            piece = rows[start : start + step]
+            part_of = np.searchsorted(self.starts, piece, side="right") - 1
+            for k in np.unique(part_of):
+                here = part_of == k
+                out[start : start + step][here] = self.parts[k][piece[here] - self.starts[k]]
+            self.release()
         x = torch.from_numpy(out)
         return x[0] if isinstance(key, (int, np.integer)) else x
-
-    def _count(self, nbytes: int) -> None:
-        self._read[0] += nbytes
-        if self._read[0] >= self.release_bytes:
-            self._read[0] = 0
-            self.release()
 
     def release(self) -> None:
         """Drop the pages read so far from this process's resident set (they stay in the page cache)."""
@@ -134,9 +137,7 @@ class MappedImages:
 
     def take(self, index: np.ndarray | torch.Tensor) -> MappedImages:
         """The images at ``index`` as another MappedImages over the same mappings (no image is read)."""
-        out = MappedImages(self.parts, self.rows(index), self.release_bytes)
-        out._read = self._read
-        return out
+        return MappedImages(self.parts, self.rows(index), self.release_rows, self.release_bytes)
 
     def load(self) -> torch.Tensor:
         """Every image in memory as one tensor (what ``mmap: false`` would have given)."""
@@ -175,6 +176,11 @@ def take_rows(
     if isinstance(images, MappedImages):
         return images.take(index)
     return images[torch.as_tensor(np.asarray(index), dtype=torch.long)]
+
+
+def in_memory(images: torch.Tensor | MappedImages) -> torch.Tensor:
+    """``images`` as one tensor in memory: mapped images are read (for code that concatenates sets)."""
+    return images.load() if isinstance(images, MappedImages) else images
 
 
 def npy_header(path: Path) -> tuple[np.dtype, tuple[int, ...], int]:

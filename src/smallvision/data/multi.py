@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from smallvision.data.dataset import ImageSet, TargetInfo
+from smallvision.data.mapped import in_memory
 from smallvision.data.prepare import conform
 from smallvision.data.readers.common import parse_size
 from smallvision.data.shifts import apply_shift, check_shift
@@ -85,7 +86,10 @@ def read_multi(
     for name, e in entries.items():
         part = bases[e["base"]].subset(picks[name])
         first = next(iter(parts.values()), part)
-        images = conform(part.images, hw or tuple(first.images.shape[2:]), channels or first.shape[0])
+        # the domains are concatenated in memory: a memory-mapped source (option mmap) is read here
+        images = conform(
+            in_memory(part.images), hw or tuple(first.images.shape[2:]), channels or first.shape[0]
+        )
         if e["shift"]:
             images = apply_shift(images, e["shift"], f"{WHERE}.{name}.shift")
         parts[name] = ImageSet(images, part.targets, part.info, name=e["source"], meta=part.meta)
