@@ -106,8 +106,8 @@ def child(path: Path, mode: str, out_dir: Path) -> dict:
         "peak_rss_anon_mb": sampler.peaks["RssAnon"] / 1024,
         "peak_rss_file_mb": sampler.peaks["RssFile"] / 1024,
         "run_seconds": seconds,
-        "test_accuracy": result.metrics["test"]["label"]["accuracy"],
-        "n_train": result.metrics["data"]["n_train"],
+        "test_accuracy": result.metrics.splits["test"]["label"]["accuracy"],
+        "n_train": result.metrics.data.sizes["train"],
     }
 
 

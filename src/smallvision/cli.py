@@ -100,9 +100,20 @@ def _run_baseline(config: Path, pairs: dict[str, object], baseline: str) -> None
 
 
 def _print_result(result: RunResult | GroupResult) -> None:
-    """The run directory and headline; for a seed group each member, the ensemble and its gain."""
+    """The run directory and headline; for a seed group each member, the ensemble and its gain.
+
+    Under torchrun every rank prints the digest of its own final state (they are equal) and only
+    rank 0 the rest.
+    """
     from smallvision.registry import HEAD_KINDS
     from smallvision.study.group import GroupResult
+    from smallvision.train import distributed
+
+    w = distributed.world()
+    if w.active:
+        typer.echo(f"rank {w.rank}/{w.size}: final state sha256 {getattr(result, 'state_sha256', None)}")
+        if not w.is_main:
+            return
 
     seconds = f"(train {result.metrics.train_seconds or 0.0:.1f} s)"
     if not isinstance(result, GroupResult):

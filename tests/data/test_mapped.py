@@ -144,7 +144,7 @@ def test_a_mapped_run_gives_the_metrics_of_a_loaded_run(tmp_path, tiny_config):
         cfg = {**tiny_config, "data": {**tiny_config["data"], "source": f"npy:{tmp_path / 'images.npy'}"}}
         cfg["data"]["options"] = {"mmap": mmap}
         result = smallvision.run(cfg)
-        metrics[mmap] = {s: result.metrics[s] for s in ("val", "test")}
+        metrics[mmap] = {s: result.metrics.splits[s] for s in ("val", "test")}
     assert metrics[True] == metrics[False]
     assert metrics[True]["test"]["label"]["accuracy"] > 0.6  # it learned: the comparison means something
 

@@ -19,6 +19,7 @@ from smallvision.rundir import MetricsRecord, RunPaths, new_run_dir, write_json
 from smallvision.rundir.layout import check_output_dir
 from smallvision.study.ensemble import ensemble_runs
 from smallvision.study.run import RunResult, check_monitor, prepare, run_config
+from smallvision.train import distributed
 
 
 @dataclass
@@ -56,8 +57,8 @@ def run_group(cfg: RunConfig) -> GroupResult:
     first = prepare(member_config(cfg, seeds[0])) if seeds else None
     if first is not None:
         check_monitor(first)
-    parent = new_run_dir(cfg.output_dir, cfg.name)
-    (parent / "config.yaml").write_text(to_yaml(cfg))
+    # under torchrun every rank trains each member; rank 0 writes the group's own files
+    parent = distributed.from_rank0(lambda: _new_group_dir(cfg))
     with group_record(parent):
         members = [
             run_config(member_config(cfg, s), RunPaths(parent).member(s), prepared=first if i == 0 else None)
@@ -66,8 +67,22 @@ def run_group(cfg: RunConfig) -> GroupResult:
         return finish_group(parent, members, cfg)
 
 
+def _new_group_dir(cfg: RunConfig) -> Path:
+    parent = new_run_dir(cfg.output_dir, cfg.name)
+    (parent / "config.yaml").write_text(to_yaml(cfg))
+    return parent
+
+
 def finish_group(parent: Path, members: list[RunResult], cfg: RunConfig) -> GroupResult:
-    """The ensemble of finished members, and the group's own ``metrics.json`` (kind ``group``)."""
+    """The ensemble of finished members, and the group's own ``metrics.json`` (kind ``group``).
+
+    Under torchrun rank 0 computes and writes them, and the other ranks get its ensemble record.
+    """
+    ensemble = distributed.from_rank0(lambda: _write_ensemble(parent, members))
+    return GroupResult(parent, members, ensemble, cfg)
+
+
+def _write_ensemble(parent: Path, members: list[RunResult]) -> MetricsRecord:
     ensemble = ensemble_runs([m.dir for m in members], RunPaths(parent).ensemble)
     record = MetricsRecord(
         "completed",
@@ -77,13 +92,16 @@ def finish_group(parent: Path, members: list[RunResult], cfg: RunConfig) -> Grou
         members=ensemble.members,
     )
     write_json(RunPaths(parent).metrics, record.to_dict())
-    return GroupResult(parent, members, ensemble, cfg)
+    return ensemble
 
 
 @contextlib.contextmanager
 def group_record(parent: Path) -> Iterator[None]:
     """Within the block, a member that fails or is interrupted also marks the group's metrics.json."""
     paths = RunPaths(parent)
+    if not distributed.world().is_main:  # under torchrun rank 0 keeps the record
+        yield
+        return
     try:
         yield
     except KeyboardInterrupt:

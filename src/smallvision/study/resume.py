@@ -19,6 +19,7 @@ from smallvision.errors import UserError
 from smallvision.rundir import Run, load_run, write_json
 from smallvision.study.group import GroupResult, finish_group, group_record, member_config
 from smallvision.study.run import RunResult, make_trainer, prepare, run_config, train_and_finish
+from smallvision.train import distributed
 from smallvision.train.checkpoint import check_config, load_checkpoint
 from smallvision.train.events import Callback
 
@@ -33,6 +34,7 @@ def resume(run_dir: str | Path) -> RunResult | GroupResult:
         UserError: not a run directory, already completed, failed, data or checkpoint mismatch.
     """
     run_dir = Path(run_dir)
+    distributed.init()  # under torchrun: join the other ranks (a no-op otherwise)
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{str(run_dir)!r} is not a run directory (no config.yaml); give runs/<name>-<stamp>")
     run = load_run(run_dir)
@@ -40,7 +42,11 @@ def resume(run_dir: str | Path) -> RunResult | GroupResult:
 
 
 def resume_run(run: Run, callbacks: Sequence[Callback] = ()) -> RunResult:
-    """Continue one run from its ``last.pt`` (or from the start when it has none yet)."""
+    """Continue one run from its ``last.pt`` (or from the start when it has none yet).
+
+    Under torchrun, on any number of ranks: every rank reads the directory's config and records,
+    rank 0 reads the checkpoint and sends it to the others.
+    """
     run_dir, paths = run.dir, run.paths
     status = run.status
     if status == "completed":
@@ -60,11 +66,10 @@ def resume_run(run: Run, callbacks: Sequence[Callback] = ()) -> RunResult:
             f"then, {fingerprint[:12]} now); a resumed run would not be the same run"
         )
     last = paths.last
-    state = None
-    if last.is_file():
-        state = load_checkpoint(last)
+    state = distributed.from_rank0(lambda: load_checkpoint(last) if last.is_file() else None)
+    if state is not None:
         check_config(state, p.cfg.model_dump(mode="json"), str(last))
-    if env:
+    if env and distributed.world().is_main:
         resumed = {
             "time": time.time(),
             "from_epoch": int(state["epoch"]) if state else 0,

@@ -10,6 +10,7 @@ seed group (``study.ensemble``) go through exactly the same code as a fresh run:
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -47,9 +48,11 @@ from smallvision.rundir import (
     write_json,
 )
 from smallvision.rundir.layout import check_output_dir
+from smallvision.train import distributed
 from smallvision.train.callbacks import Checkpoint, HistoryCSV, Progress
 from smallvision.train.events import Callback
 from smallvision.train.inputs import InputPrep
+from smallvision.train.parallel import DistributedTrainer
 from smallvision.train.rng import seed_everything
 from smallvision.train.trainer import NonFiniteLoss, Split, Trainer, monitor_mode, numpy_target
 from smallvision.train.unfreeze import check_stage_keys
@@ -63,6 +66,8 @@ class RunResult:
     metrics: MetricsRecord
     model: Network
     config: RunConfig
+    # under torchrun: the sha256 of this rank's final weights and history (every rank's is equal)
+    state_sha256: str | None = None
 
 
 class TrainingFailed(UserError):
@@ -173,14 +178,15 @@ def prepare(cfg: RunConfig) -> Prepared:
     """Data, split (:func:`prepare_data`), training statistics and a freshly initialised model."""
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    distributed.init()  # under torchrun: join the other ranks (a no-op otherwise)
     d = prepare_data(cfg)
     cfg, data, heads, splits = d.cfg, d.data, d.heads, d.splits
     normalizer = fit_normalizer(take_rows(data.images, splits["train"]), cfg.data.normalize)
     augment = build_augment(cfg.data.augment)
     seed_everything(cfg.seed)  # the same weights for the same seed, whatever ran before
-    model = build_model(cfg.model.name, cfg.model.params, data.shape, heads).to(
-        resolve_device(cfg.train.device)
-    )
+    device = resolve_device(cfg.train.device)
+    distributed.use_device(device)  # under torchrun on CUDA: this rank's GPU
+    model = build_model(cfg.model.name, cfg.model.params, data.shape, heads).to(device)
     apply_transfer(model, cfg.model.init, cfg.model.freeze)
     check_stage_keys(model, cfg.train)
     if cfg.train.channels_last:
@@ -216,20 +222,25 @@ def add_eval_sets(cfg: RunConfig, data: ImageSet, heads: dict, splits: Splits, s
 
 
 def make_trainer(p: Prepared, run_dir: Path, callbacks: Sequence[Callback] = ()) -> Trainer:
-    """The trainer of a run, writing ``history.csv`` and checkpoints into ``run_dir``."""
-    return Trainer(
+    """The trainer of a run, writing ``history.csv`` and checkpoints into ``run_dir``.
+
+    Under torchrun every rank trains (:class:`DistributedTrainer`; with one process it is the plain
+    Trainer) and only rank 0 has the callbacks, so only rank 0 writes.
+    """
+    writers = [
+        HistoryCSV(RunPaths(run_dir).history),
+        Checkpoint(RunPaths(run_dir).checkpoints, p.meta),
+        Progress(p.cfg.train.progress),
+        *callbacks,
+    ]
+    return DistributedTrainer(
         p.model,
         p.heads,
         p.cfg.train,
         p.normalizer,
         p.augment,
         seed=p.cfg.seed,
-        callbacks=[
-            HistoryCSV(RunPaths(run_dir).history),
-            Checkpoint(RunPaths(run_dir).checkpoints, p.meta),
-            Progress(p.cfg.train.progress),
-            *callbacks,
-        ],
+        callbacks=writers if distributed.world().is_main else [],
     )
 
 
@@ -251,14 +262,26 @@ def run_config(
     check_output_dir(cfg.output_dir)
     p = prepared or prepare(cfg)
     check_monitor(p)  # before the directory exists: a rejected run leaves nothing behind
+    fingerprint = p.data.fingerprint()
+    # under torchrun rank 0 creates the directory and every rank learns its path
+    run_dir = distributed.from_rank0(lambda: _start_run_dir(p, run_dir, fingerprint))
+    return train_and_finish(p, make_trainer(p, run_dir, callbacks), run_dir)
+
+
+def _start_run_dir(p: Prepared, run_dir: Path | None, fingerprint: str) -> Path:
+    """The run's directory, created, with its ``config.yaml`` and ``env.json``."""
     if run_dir is None:
-        run_dir = new_run_dir(cfg.output_dir, cfg.name)
+        run_dir = new_run_dir(p.cfg.output_dir, p.cfg.name)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(run_dir)
     paths.config.write_text(to_yaml(p.cfg))
-    write_json(paths.env, environment(cfg.seed, p.data.fingerprint(), torch.get_num_threads()))
-    return train_and_finish(p, make_trainer(p, run_dir, callbacks), run_dir)
+    env = environment(p.cfg.seed, fingerprint, torch.get_num_threads())
+    w = distributed.world()
+    if w.active:
+        env["distributed"] = {"world_size": w.size, "backend": w.backend}
+    write_json(paths.env, env)
+    return run_dir
 
 
 def check_monitor(p: Prepared) -> None:
@@ -303,25 +326,44 @@ def train_and_finish(p: Prepared, trainer: Trainer, run_dir: Path, state: dict |
     interrupted run continues with ``smallvision resume``.
     """
     metrics_file = RunPaths(run_dir).metrics
+    # every rank stops at the same step (the trainer agrees on it); rank 0 writes the record
+    write = write_json if distributed.world().is_main else _no_write
     try:
         trainer.fit(p.split_data["train"], p.split_data["val"], state=state)
     except NonFiniteLoss as exc:
         failure = Failure(exc.head, exc.epoch, exc.step)
         record = MetricsRecord("failed", error=str(exc), failure=failure, **_progress(trainer))
-        write_json(metrics_file, record.to_dict())
+        write(metrics_file, record.to_dict())
         raise TrainingFailed(f"run {run_dir} failed: {exc}", run_dir) from None
     except UserError as exc:  # e.g. a setting only the trainer can check: the directory says why
-        write_json(metrics_file, MetricsRecord("failed", error=str(exc), **_progress(trainer)).to_dict())
+        write(metrics_file, MetricsRecord("failed", error=str(exc), **_progress(trainer)).to_dict())
         raise
     except KeyboardInterrupt:
         resume = f"smallvision resume {run_dir}"
         record = MetricsRecord("interrupted", epochs_run=trainer.epoch, resume=resume)
-        write_json(metrics_file, record.to_dict())
+        write(metrics_file, record.to_dict())
         print(
             f"interrupted after epoch {trainer.epoch}; continue with: smallvision resume {run_dir}",
             file=sys.stderr,
         )
         raise
+    if not distributed.world().active:
+        return finish(p, trainer, run_dir)
+    # rank 0 evaluates and writes; the others get its metrics (their weights are equal: checked)
+    metrics = distributed.from_rank0(lambda: _finish_distributed(p, trainer, run_dir).metrics)
+    return RunResult(run_dir, metrics, p.model, p.cfg, state_sha256=trainer.state_sha256)
+
+
+def _no_write(path: Path, obj: Any) -> None:
+    """What a rank other than 0 writes: nothing."""
+
+
+def _finish_distributed(p: Prepared, trainer: DistributedTrainer, run_dir: Path) -> RunResult:
+    """:func:`finish` on rank 0, with the ranks' common state digest recorded in ``env.json``."""
+    env_path = RunPaths(run_dir).env
+    env = json.loads(env_path.read_text()) if env_path.is_file() else {}
+    record = {**env.get("distributed", {}), "state_sha256": trainer.state_sha256}
+    write_json(env_path, {**env, "distributed": record})
     return finish(p, trainer, run_dir)
 
 

@@ -104,6 +104,9 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
     ) -> None:
         self.model, self.heads, self.cfg = model, dict(heads), cfg
+        # what training batches go through: the model, or its DistributedDataParallel wrapper
+        # (train.parallel); self.model stays the plain module that is saved and evaluated
+        self.forward_module: nn.Module = model
         self.device = next(model.parameters()).device  # the run moved the model to train.device
         self.normalizer, self.augment = normalizer, augment
         self.clean_aug, self.corrupt_aug = augment.split()
@@ -255,7 +258,7 @@ class Trainer:
             for fn in after:
                 fn(self, info)
         self.epoch += 1
-        losses = {k: v / len(batches) for k, v in sums.items()}
+        losses = self.epoch_losses(sums, len(batches))
         losses.update({f"{h}/log_var": s for h, s in self.weighting.log_variances().items()})
         has_val = val is not None and len(val) > 0
         val_logs = self.validate(val) if has_val else {}
@@ -268,6 +271,11 @@ class Trainer:
         record = replace(record, monitored=value, is_best=is_best, best_epoch=self.best.epoch, stop=self.stop)
         self.history.append(record.row())
         return record
+
+    def epoch_losses(self, sums: Mapping[str, float], batches: int) -> dict[str, float]:
+        """The epoch's mean training losses from their sums over its ``batches`` (after its last
+        batch, before validation; the distributed trainer averages them over its ranks here)."""
+        return {k: v / batches for k, v in sums.items()}
 
     def prepare_batch(
         self, split: Split, index: torch.Tensor
@@ -308,7 +316,7 @@ class Trainer:
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.autocast():
-            out = self.model(x)
+            out = self.forward_module(x)
         head_losses = {h: self.loss_fns[h](out[h], targets[h], mask) for h in self.heads}
         loss, terms = self.weighting(head_losses)
         self._check_finite({**head_losses, "total": loss}, "training")
