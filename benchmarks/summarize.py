@@ -247,7 +247,8 @@ def mmap(d: dict) -> list[str]:
         "sampled from `/proc/self/status`.\n",
         *rows,
         "",
-        f"Target: {d['target']} — {'met' if d['met'] else 'NOT met'}.\n",
+        f"Target: {d['target']} (counted as met below half of it) — {'met' if d['met'] else 'NOT met'}. "
+        "RssFile is the mapped file's pages (and the libraries'); RssAnon the process's own memory.\n",
     ]
 
 
