@@ -101,6 +101,7 @@ class Step:
         search: the step's Optuna search, if declared.
         depends_on: the earlier steps its references name, in order of first use.
         set: its fixed overrides (flattened dotted keys), the start of every cell and trial.
+        seeds: its seeds (a search trains its trials at the first, its best at each).
     """
 
     name: str
@@ -109,6 +110,7 @@ class Step:
     search: SearchSpec | None
     depends_on: list[str]
     set: dict[str, Any] | None = None
+    seeds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -327,7 +329,7 @@ def _parse_step(raw: dict, index: int, seeds: list[int], base: RunConfig, origin
         if label in labels[:i]:
             raise UserError(f"{where}, cell {label!r}: two cells have the same values; remove the repeat")
     found = [r.step for c in cells for r in references(c.overrides)] + [r.step for r in references(fixed)]
-    return Step(name, cells, select, search, list(dict.fromkeys(found)), fixed)
+    return Step(name, cells, select, search, list(dict.fromkeys(found)), fixed, tuple(step_seeds))
 
 
 def _expand(
