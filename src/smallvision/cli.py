@@ -306,6 +306,14 @@ def predict(
 
 
 Workers = Annotated[int, typer.Option("--workers", help="worker processes (threads divided among them)")]
+Storage = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        envvar="SMALLVISION_STORAGE",
+        help="postgresql://user:pass@host:port/db the searches share (default: a journal file per search)",
+    ),
+]
 StaleAfter = Annotated[
     float, typer.Option("--stale-after", help="seconds without heartbeat before a claim is taken over")
 ]
@@ -320,11 +328,12 @@ def study_run(
         Path | None, typer.Option("--dir", help="continue this study directory with the (edited) file")
     ] = None,
     stale_after: StaleAfter = 60.0,
+    storage: Storage = None,
 ) -> None:
     """Run every cell of a study into studies/<name>-<stamp>/ (exit 1 when a cell failed)."""
     from smallvision.study.runner import run_study
 
-    _study_done(run_study(file, overrides or [], workers, directory, stale_after))
+    _study_done(run_study(file, overrides or [], workers, directory, stale_after, storage=storage))
 
 
 @study_app.command("resume")
@@ -333,11 +342,12 @@ def study_resume(
     file: Annotated[Path | None, typer.Option("--file", help="an edited study file to continue with")] = None,
     workers: Workers = 1,
     stale_after: StaleAfter = 60.0,
+    storage: Storage = None,
 ) -> None:
     """Finish a killed study: finished cells are kept, killed ones continue, failed ones run again."""
     from smallvision.study.runner import resume_study
 
-    _study_done(resume_study(directory, file, workers, stale_after))
+    _study_done(resume_study(directory, file, workers, stale_after, storage=storage))
 
 
 @study_app.command("work")
@@ -347,6 +357,7 @@ def study_work(
     threads: Annotated[int | None, typer.Option("--threads", help="train.threads for cells without")] = None,
     stale_after: StaleAfter = 60.0,
     parent: Annotated[int | None, typer.Option("--parent", hidden=True)] = None,
+    storage: Storage = None,
 ) -> None:
     """One more worker on a study directory (another terminal or machine sharing the folder)."""
     import socket
@@ -354,7 +365,7 @@ def study_work(
     from smallvision.study.runner import work
 
     result = work(
-        directory, worker_id or f"{socket.gethostname()}-{os.getpid()}", threads, stale_after, parent
+        directory, worker_id or f"{socket.gethostname()}-{os.getpid()}", threads, stale_after, parent, storage
     )
     if parent is None:
         _study_done(result)

@@ -23,10 +23,12 @@ from pathlib import Path
 import optuna
 import psycopg
 import pytest
+import yaml
 
 import smallvision.study.run as run_module
 from smallvision.errors import UserError
 from smallvision.study import search as search_module
+from smallvision.study.runner import run_study
 from smallvision.study.search import (
     Search,
     best_cells,
@@ -208,23 +210,82 @@ def test_a_worker_with_another_storage_is_refused(tmp_path):
         Search(spec, spec.steps[0], tmp_path, overrides={}).run()
 
 
-WORKER = """
-import json, sys
-from pathlib import Path
-from smallvision.study.spec import load_study
-from smallvision.study.search import Search
-doc, study_dir, worker, storage = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4] or None
-spec = load_study(doc)
-Search(spec, spec.steps[0], study_dir, overrides={}, storage=storage, worker_id=worker, threads=1).run()
-"""
+def test_a_study_step_searches_then_retrains_the_best_over_its_seeds(tmp_path):
+    doc = {
+        **study_doc(trials=2),
+        "output_dir": str(tmp_path / "studies"),
+        "steps": [
+            {"name": "sweep", "axes": {"train.optimizer.lr": [0.01, 0.03]}, "seeds": [0], "select": "val/loss"},
+            {
+                "name": "tune",
+                "set": {"train.optimizer.lr": "@sweep.best.train.optimizer.lr"},  # resolved for the trials
+                "search": {"params": {"train.batch_size": {"low": 32, "high": 128, "step": 32}},
+                           "trials": 2, "metric": "val/loss", "pruner": "none"},
+            },
+        ],
+    }  # fmt: skip
+    del doc["search"]
+    doc["base"]["train"]["epochs"] = 1
+    result = run_study(doc, progress=False)
+    rows = {(r["step"], r["label"]): r for r in csv.DictReader((result.dir / "results.csv").open())}
+    assert [k for k in rows if k[0] == "tune"] == [
+        ("tune", "search-best seed=0"),
+        ("tune", "search-best seed=1"),
+    ]
+    best = read_best(result.dir, "tune")
+    assert best["direction"] == "minimize" and len(read_trials(result.dir, "tune")) == 2
+    chosen = json.loads((result.dir / "selections.json").read_text())[0]["chosen"]
+    chosen_lr = yaml.safe_load((Path(chosen["run_dir"]) / "config.yaml").read_text())["train"]["optimizer"][
+        "lr"
+    ]
+    for seed in (0, 1):
+        row = rows[("tune", f"search-best seed={seed}")]
+        assert (
+            row["status"] == "completed"
+            and int(row["train.batch_size"]) == best["best"]["params"]["train.batch_size"]
+        )
+        config = yaml.safe_load((result.dir / "runs" / row["cell_id"] / "config.yaml").read_text())
+        assert config["seed"] == seed and config["train"]["optimizer"]["lr"] == chosen_lr
+    trial = yaml.safe_load((search_dir(result.dir, "tune") / "trial-0" / "config.yaml").read_text())
+    assert trial["train"]["optimizer"]["lr"] == chosen_lr
+
+
+def test_the_cli_refuses_an_unreachable_storage_before_anything_trains(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**study_doc(), "output_dir": str(tmp_path / "studies")}))
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "smallvision",
+        "study",
+        str(path),
+        "--storage",
+        f"postgresql://u:pw@127.0.0.1:{port}/db",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert out.returncode == 2 and f"127.0.0.1:{port}" in out.stderr and "pw" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "studies").exists()
 
 
 def two_workers(doc: dict, study_dir: Path, storage: str = "") -> None:
-    """Two worker processes, each its own process tree (session), on one search."""
+    """Two ``smallvision study work`` processes, each its own process tree (session), on one study.
+
+    The study directory is made as ``study run`` makes it (``study.yaml``, ``study.json``); each
+    worker joins the search, then the retraining of its best, then writes the result files.
+    """
+    study_dir.mkdir()
+    (study_dir / "study.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (study_dir / "study.json").write_text(
+        json.dumps({"overrides": [], "name": doc["name"], "base": doc["base"]})
+    )
     env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env.pop("SMALLVISION_STORAGE", None)
+    extra = ["--storage", storage] if storage else []
+    command = [sys.executable, "-m", "smallvision", "study", "work", str(study_dir), "--threads", "1", *extra]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, json.dumps(doc), str(study_dir), w, storage],
+            [*command, "--worker-id", w],
             env=env,
             start_new_session=True,
             stdout=subprocess.PIPE,
@@ -233,8 +294,15 @@ def two_workers(doc: dict, study_dir: Path, storage: str = "") -> None:
         )  # fmt: skip
         for w in ("w1", "w2")
     ]
-    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    with (study_dir / "results.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["label"], r["status"]) for r in rows] == [
+        (f"search-best seed={s}", "completed") for s in doc["seeds"]
+    ]
+    best = read_best(study_dir, "main")["best"]["params"]
+    assert float(rows[0]["train.optimizer.lr"]) == best["train.optimizer.lr"]
 
 
 def assert_no_duplicates(trials: list, total: int) -> None:
@@ -247,10 +315,9 @@ def assert_no_duplicates(trials: list, total: int) -> None:
 
 
 def test_two_workers_share_one_journal_search_without_duplicates(tmp_path):
-    doc = study_doc(trials=5)
+    doc = {**study_doc(trials=5), "seeds": [0, 1]}
     doc["base"]["train"]["epochs"] = 1
     study_dir = tmp_path / "study"
-    study_dir.mkdir()
     two_workers(doc, study_dir)
     info = storage_info(None, search_dir(study_dir, "main"))
     loaded = optuna.load_study(study_name=study_name(study_dir, "main"), storage=open_storage(info))
@@ -298,16 +365,15 @@ def new_database(base_url: str, name: str) -> str:
 
 def test_two_workers_share_one_postgresql_search_without_duplicates(postgres, tmp_path):
     url = new_database(postgres, "two_workers")
-    doc = study_doc(trials=5)
+    doc = {**study_doc(trials=4), "seeds": [0]}
     doc["base"]["train"]["epochs"] = 1
     study_dir = tmp_path / "study"
-    study_dir.mkdir()
     two_workers(doc, study_dir, url)
     loaded = optuna.load_study(
         study_name=study_name(study_dir, "main"), storage=open_storage(storage_info(url, study_dir))
     )
-    assert_no_duplicates(loaded.trials, 5)
-    assert len(read_trials(study_dir)) == 5
+    assert_no_duplicates(loaded.trials, 4)
+    assert len(read_trials(study_dir)) == 4
     assert not (search_dir(study_dir, "main") / "journal.log").exists()  # nothing went to the file
 
 

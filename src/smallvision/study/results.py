@@ -135,12 +135,13 @@ def _error(run_dir: Path) -> str:
 
 
 def columns(spec: StudySpec, rows: list[dict]) -> list[str]:
-    """Fixed columns, then the axis keys in the order the steps declare them, then the metrics sorted."""
+    """Fixed columns, the axis (and searched) keys in the order the steps declare them, the metrics sorted."""
     fixed = ["step", "cell_id", "label", "variant"]
     axes: list[str] = []
     for step in spec.steps:
         for cell in step.cells:
             axes += [k for k in cell.values if k not in axes]
+        axes += [k for k in (step.search.params if step.search else ()) if k not in axes]  # search-best's
     seen = {k for r in rows for k in r}
     metrics = sorted(k for k in seen if k.startswith("test/")) + sorted(
         k for k in seen if k.startswith("val/")

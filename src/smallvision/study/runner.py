@@ -7,6 +7,7 @@ several machines (``study work DIR --worker-id ID``):
 - ``study.yaml`` the file as given (an earlier one is kept as ``study.<n>.yaml``), ``study.json``
   the command-line overrides, ``study.resolved.yaml`` the cells with their ids;
 - ``runs/<cell_id>/`` one run directory per cell; ``claims/`` the workers' claims (``study.claims``);
+- ``search/<step>/`` a step's Optuna search: trial runs, ``trials.csv``, ``best.json`` (``study.search``);
 - ``selections.json``, ``results.csv``, ``summary.md`` (``study.results``).
 """
 
@@ -26,6 +27,7 @@ from smallvision.errors import UserError
 from smallvision.rundir import new_run_dir, write_json
 from smallvision.study.claims import DEFAULT_STALE_AFTER
 from smallvision.study.results import write_all
+from smallvision.study.search import STORAGE_ENV, check_storage
 from smallvision.study.spec import StudySpec, load_study
 from smallvision.study.worker import PlannedCell, Worker, cell_state
 
@@ -54,6 +56,7 @@ def run_study(
     directory: str | Path | None = None,
     stale_after: float = DEFAULT_STALE_AFTER,
     progress: bool = True,
+    storage: str | None = None,
 ) -> StudyResult:
     """Run a study file into a new study directory (or into ``directory``, reusing its finished cells).
 
@@ -64,12 +67,15 @@ def run_study(
         directory: an existing study directory to continue with this (possibly edited) file.
         stale_after: seconds without heartbeat after which a worker's claim is taken over.
         progress: show the progress display (plain lines when stdout is not a terminal).
+        storage: a ``postgresql://`` URL the searches share (None: a journal file per search).
 
     Raises:
-        UserError: the study file is invalid (nothing has trained), or ``directory`` is not a study.
+        UserError: the study file is invalid or the storage unreachable (nothing has trained), or
+            ``directory`` is not a study.
     """
     overrides = list(overrides or [])
     spec = load_study(path, overrides)  # the whole file is checked before anything trains
+    check_storage(storage)
     if directory is None:
         study_dir = new_run_dir(spec.output_dir, spec.name)
     else:
@@ -77,7 +83,7 @@ def run_study(
     _save_file(study_dir, path)
     # the base as read (a relative base file resolved) and the name: resume and workers need no file
     write_json(study_dir / "study.json", {"overrides": overrides, "name": spec.name, "base": spec.base})
-    return execute(spec, study_dir, workers, stale_after, progress)
+    return execute(spec, study_dir, workers, stale_after, progress, storage)
 
 
 def resume_study(
@@ -86,6 +92,7 @@ def resume_study(
     workers: int = 1,
     stale_after: float = DEFAULT_STALE_AFTER,
     progress: bool = True,
+    storage: str | None = None,
 ) -> StudyResult:
     """Finish a study directory: skip done cells, continue killed ones, retry failed ones.
 
@@ -93,8 +100,10 @@ def resume_study(
     """
     study_dir = _existing(directory)
     if file is not None:
-        return run_study(file, load_overrides(study_dir), workers, study_dir, stale_after, progress)
-    return execute(load_spec(study_dir), study_dir, workers, stale_after, progress)
+        return run_study(file, load_overrides(study_dir), workers, study_dir, stale_after, progress, storage)
+    spec = load_spec(study_dir)
+    check_storage(storage)
+    return execute(spec, study_dir, workers, stale_after, progress, storage)
 
 
 def _existing(directory: str | Path) -> Path:
@@ -159,7 +168,12 @@ def threads_per_worker(workers: int) -> int:
 
 
 def execute(
-    spec: StudySpec, study_dir: Path, workers: int, stale_after: float, progress: bool
+    spec: StudySpec,
+    study_dir: Path,
+    workers: int,
+    stale_after: float,
+    progress: bool,
+    storage: str | None = None,
 ) -> StudyResult:
     """Run every unfinished cell with ``workers`` workers, then write the result files."""
     from smallvision.study.progress import ProgressDisplay
@@ -171,9 +185,9 @@ def execute(
     display = ProgressDisplay(spec, study_dir, stale_after, enabled=progress).start()
     try:
         if workers == 1:
-            plan = Worker(spec, study_dir, "w1", threads, stale_after).run()
+            plan = Worker(spec, study_dir, "w1", threads, stale_after, storage=storage).run()
         else:
-            plan = _spawn(spec, study_dir, workers, threads, stale_after)
+            plan = _spawn(spec, study_dir, workers, threads, stale_after, storage)
     finally:
         display.stop()
     write_all(spec, study_dir, plan)
@@ -181,14 +195,18 @@ def execute(
 
 
 def _spawn(
-    spec: StudySpec, study_dir: Path, workers: int, threads: int, stale_after: float
+    spec: StudySpec, study_dir: Path, workers: int, threads: int, stale_after: float, storage: str | None
 ) -> list[PlannedCell]:
     """N worker processes (``smallvision study work``) on the directory; wait for all of them."""
     from smallvision.study.worker import plan_cells
 
     command = [sys.executable, "-m", "smallvision", "study", "work", str(study_dir)]
     common = ["--threads", str(threads), "--stale-after", str(stale_after), "--parent", str(os.getpid())]
-    procs = [subprocess.Popen([*command, "--worker-id", f"w{i + 1}", *common]) for i in range(workers)]
+    # the URL travels in the environment, not the command line, where ps would show its password
+    env = {**os.environ, STORAGE_ENV: storage} if storage else None
+    procs = [
+        subprocess.Popen([*command, "--worker-id", f"w{i + 1}", *common], env=env) for i in range(workers)
+    ]
     try:
         for p in procs:
             p.wait()
@@ -205,6 +223,7 @@ def work(
     threads: int | None = None,
     stale_after: float = DEFAULT_STALE_AFTER,
     parent: int | None = None,
+    storage: str | None = None,
 ) -> StudyResult:
     """One worker on a study directory (``smallvision study work``), e.g. on another machine.
 
@@ -213,7 +232,8 @@ def work(
     """
     study_dir = _existing(directory)
     spec = load_spec(study_dir)
-    plan = Worker(spec, study_dir, worker_id, threads, stale_after, parent).run()
+    check_storage(storage)
+    plan = Worker(spec, study_dir, worker_id, threads, stale_after, parent, storage).run()
     if parent is None:
         write_all(spec, study_dir, plan)
     return StudyResult(study_dir, plan)

@@ -15,9 +15,7 @@ only its retry counts. When the search is over, ``trials.csv`` and ``best.json``
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import sys
 import threading
 import time
@@ -29,6 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from smallvision.errors import UserError
+from smallvision.study.search_records import (
+    STORABLE,
+    VARIANT,
+    SearchResult,
+    best_cells,
+    read_best,
+    record_unrunnable,
+    search_cells,
+    search_dir,
+    write_records,
+)
 from smallvision.study.search_storage import (
     GRACE_SECONDS,
     HEARTBEAT_SECONDS,
@@ -45,15 +54,23 @@ from smallvision.study.spec import Cell, SearchParam, SearchSpec, Step, StudySpe
 from smallvision.study.spec_refs import higher_is_better
 from smallvision.train.events import Callback
 
-VARIANT = "search-best"
+__all__ = [
+    "VARIANT",
+    "Search",
+    "SearchResult",
+    "best_cells",
+    "check_storage",
+    "read_best",
+    "record_unrunnable",
+    "search_cells",
+    "search_dir",
+    "study_name",
+    "write_records",
+]
+
 POLL_SECONDS = 0.5
+STORAGE_ENV = "SMALLVISION_STORAGE"  # what --storage defaults to (keeps a password off the command line)
 SCHEMA_LOCK = "smallvision.optuna-schema"  # one database-wide lock around table creation
-_PLAIN = (type(None), bool, int, float, str)  # what Optuna stores as a categorical choice
-
-
-def search_dir(study_dir: str | Path, step: str) -> Path:
-    """``search/<step>/`` of a study directory: trial runs, journal, ``trials.csv``, ``best.json``."""
-    return Path(study_dir) / "search" / step
 
 
 def study_name(study_dir: str | Path, step: str) -> str:
@@ -69,17 +86,6 @@ def check_storage(url: str | None) -> None:
     """Refuse a bad or unreachable ``--storage`` before anything trains (one-line UserError)."""
     if url is not None:
         check_reachable(storage_info(url, Path(".")))
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """A finished search: its best trial's values and figure (None when no trial completed)."""
-
-    step: str
-    best_params: dict[str, Any] | None
-    best_value: float | None
-    best_number: int | None
-    trials: list[dict[str, Any]]
 
 
 @dataclass
@@ -271,7 +277,7 @@ class ReportToTrial(Callback):
 def suggest(trial: Any, p: SearchParam) -> Any:
     """The trial's value of one searched key (a choice that Optuna cannot store goes by its JSON)."""
     if p.kind == "categorical":
-        if all(isinstance(c, _PLAIN) for c in p.choices):
+        if all(isinstance(c, STORABLE) for c in p.choices):
             return trial.suggest_categorical(p.key, list(p.choices))
         names = [json.dumps(c, sort_keys=True) for c in p.choices]
         return p.choices[names.index(trial.suggest_categorical(p.key, names))]
@@ -296,96 +302,3 @@ def next_action(study: Any, total: int) -> str:
     if any(t.state == TrialState.WAITING for t in trials) or sum(map(counted, trials)) < total:
         return "run"
     return "wait" if any(t.state == TrialState.RUNNING for t in trials) else "done"
-
-
-def write_records(study: Any, directory: Path, step: str, search: SearchSpec) -> SearchResult:
-    """``trials.csv`` (every trial Optuna holds) and ``best.json``; returns the result."""
-    rows = [_row(t, search) for t in study.get_trials(deepcopy=False)]
-    keys = [f"params.{k}" for k in search.params]
-    fields = [
-        "number",
-        "state",
-        "value",
-        "last_value",
-        "epochs",
-        "duration_s",
-        "worker",
-        "run_dir",
-        *keys,
-        "error",
-    ]
-    tmp = directory / f"trials.csv.{os.getpid()}"
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows({k: _cell(r.get(k)) for k in fields} for r in rows)
-    tmp.replace(directory / "trials.csv")  # workers finishing together each write the same file whole
-    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    best = study.best_trial if done else None
-    params = {k: _decode(best.params[k], search.params[k]) for k in search.params} if best else None
-    record = {
-        "step": step,
-        "metric": search.metric,
-        "direction": study.direction.name.lower(),
-        "trials": search.trials,
-        "states": {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL")},
-        "best": None if best is None else {"number": best.number, "value": best.value, "params": params},
-    }
-    tmp = directory / f"best.json.{os.getpid()}"
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(directory / "best.json")
-    return SearchResult(step, params, best.value if best else None, best.number if best else None, rows)
-
-
-def _row(t: Any, search: SearchSpec) -> dict[str, Any]:
-    steps = sorted(t.intermediate_values)
-    return {
-        "number": t.number,
-        "state": t.state.name,
-        "value": t.value,
-        "last_value": t.intermediate_values[steps[-1]] if steps else None,
-        "epochs": steps[-1] if steps else None,
-        "duration_s": round(t.duration.total_seconds(), 3) if t.duration else None,
-        "worker": t.user_attrs.get("worker"),
-        "run_dir": t.user_attrs.get("run_dir"),
-        "error": t.user_attrs.get("error"),
-        **{f"params.{k}": _decode(v, search.params[k]) for k, v in t.params.items() if k in search.params},
-    }
-
-
-def _cell(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, list | dict) else ("" if value is None else value)
-
-
-def _decode(value: Any, p: SearchParam) -> Any:
-    """A stored choice back to its value (choices Optuna cannot store are kept as their JSON)."""
-    if p.kind != "categorical" or all(isinstance(c, _PLAIN) for c in p.choices):
-        return value
-    return p.choices[[json.dumps(c, sort_keys=True) for c in p.choices].index(value)]
-
-
-def read_best(study_dir: str | Path, step: str) -> dict[str, Any] | None:
-    """The ``best.json`` of a finished search (None while it has not finished)."""
-    path = search_dir(study_dir, step) / "best.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def best_cells(spec: StudySpec, step: Step, params: Mapping[str, Any]) -> list[Cell]:
-    """The best trial's values as variant ``search-best``, one cell per seed of the step.
-
-    The cells start, like the trials, from the step's ``set`` (references unresolved, as in any
-    cell), so the runner plans, names and compares them like a variant of the step's grid.
-    """
-    fixed = dict(step.set or {})
-    reset = {"seeds": None} if spec.base.get("seeds") is not None else {}
-    return [
-        Cell(
-            step.name,
-            f"{VARIANT} seed={s}",
-            VARIANT,
-            dict(params),
-            s,
-            {**fixed, **params, "seed": s, **reset},
-        )
-        for s in step.seeds
-    ]

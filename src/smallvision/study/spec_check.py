@@ -139,7 +139,10 @@ def check_study(spec: StudySpec) -> None:
                     _baseline_ok(cfg, cell.baseline, here)
             cells_of.setdefault(step.name, []).append((cell, built))
         if not step.cells:  # a search-only step starts its trials from the base and its set:
-            configs[step.name] = [_search_start(spec, step)]
+            for key, value in (step.set or {}).items():
+                for ref in references(value):
+                    _ref_ok(spec, ref, index, order, configs, f"{where}: set", key)
+            configs[step.name] = [_search_start(spec, step, cells_of)]
         else:
             configs[step.name] = [c for _, built in cells_of[step.name] for c in built]
         if step.select is not None:
@@ -214,11 +217,12 @@ def _candidates(ref: Ref, cells_of: dict) -> list[Any]:
     return list(seen.values()) or [None]
 
 
-def _search_start(spec, step) -> RunConfig:
-    from smallvision.config import apply_overrides, build_config
+def _search_start(spec, step, cells_of: dict) -> RunConfig:
+    """The trials' start (base and set), references standing in as for cells (the first stand-in)."""
+    from smallvision.study.spec import Cell
 
-    over = {k: substitute(v, lambda r: r.text) for k, v in (step.set or {}).items() if k != "baseline"}
-    return build_config(apply_overrides(spec.base, over), origin=f"{spec.origin}: step {step.name!r}")
+    start = Cell(step.name, "search", None, {}, 0, dict(step.set or {}))
+    return _stand_ins(spec, start, cells_of)[0]
 
 
 def _search_ok(spec, step, start: RunConfig, where: str) -> None:

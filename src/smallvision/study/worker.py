@@ -24,6 +24,7 @@ from smallvision.errors import UserError
 from smallvision.evaluate.metrics import scalar_metrics
 from smallvision.rundir import write_json
 from smallvision.study.claims import Claim, Claims
+from smallvision.study.search import VARIANT, Search, read_best, record_unrunnable, search_cells
 from smallvision.study.spec import (
     Cell,
     CellOutcome,
@@ -105,11 +106,15 @@ def plan_cells(spec: StudySpec, study_dir: Path, claims: Claims | None = None) -
     outcomes: dict[str, list[CellOutcome]] = {}
     finished: set[str] = set()
     for step in spec.steps:
-        cells = [PlannedCell(c) for c in step.cells]
+        searched = read_best(study_dir, step.name) if step.search else None
+        cells = [PlannedCell(c) for c in step.cells + search_cells(spec, step, searched)]
         planned += cells
-        if not all(d in finished for d in step.depends_on):
-            continue
+        if not all(d in finished for d in step.depends_on) or (step.search and searched is None):
+            continue  # the search-best cells wait for their search like cells wait for earlier steps
         for pc in cells:
+            if pc.cell.variant == VARIANT and not searched.get("best"):
+                pc.error, pc.state = searched.get("error") or "the search completed no trial", "failed"
+                continue
             _resolve(spec, pc, outcomes.__getitem__)
             if pc.key is not None:
                 state = cell_state(study_dir, pc.key)
@@ -163,6 +168,7 @@ class Worker:
         threads: ``train.threads`` for cells that do not set it (None: leave torch's default).
         stale_after: heartbeat timeout in seconds before a claim is taken over.
         parent: exit when this process id is no longer our parent (a killed coordinator).
+        storage: the searches' Optuna storage (a ``postgresql://`` URL; None: journal files).
     """
 
     spec: StudySpec
@@ -171,6 +177,7 @@ class Worker:
     threads: int | None = None
     stale_after: float = 60.0
     parent: int | None = None
+    storage: str | None = None
 
     def __post_init__(self) -> None:
         self.claims = Claims(self.study_dir / "claims", self.worker_id, self.stale_after)
@@ -183,10 +190,34 @@ class Worker:
         while True:
             plan = plan_cells(self.spec, self.study_dir, self.claims)
             self._report_resolution_errors(plan)
+            if self._search(plan):
+                continue
             if not any(self._try(pc) for pc in plan if pc.state == "pending"):
                 if all(pc.state in ("done", "failed") for pc in plan):
                     return plan
                 time.sleep(POLL_SECONDS)
+
+    def _search(self, plan: list[PlannedCell]) -> bool:
+        """Join the first unfinished search whose earlier steps are finished; True when one ran."""
+        for step in self.spec.steps:
+            if step.search is None or read_best(self.study_dir, step.name) is not None:
+                continue
+            if any(pc.state not in ("done", "failed") for pc in plan if pc.cell.step in step.depends_on):
+                continue
+            done = {s: [outcome(self.study_dir, pc) for pc in plan if pc.cell.step == s and pc.state == "done"]
+                    for s in step.depends_on}  # fmt: skip
+            try:  # the step's set may name earlier results (@pretrain, best(...)), as its cells do
+                start = Cell(step.name, "search", None, {}, 0, dict(step.set or {}))
+                overrides, _ = resolve_overrides(self.spec, start, done.__getitem__)
+            except UserError as exc:
+                record_unrunnable(self.study_dir, step, str(exc))
+                print(f"[{self.worker_id}] search {step.name!r} failed: {exc}", file=sys.stderr, flush=True)
+                return True
+            Search(
+                self.spec, step, self.study_dir, overrides, self.storage, self.worker_id, self.threads
+            ).run()
+            return True
+        return False
 
     def _try(self, pc: PlannedCell) -> bool:
         """Claim and run one cell; True when this worker ran it (the plan must then be redone)."""
