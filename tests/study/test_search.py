@@ -394,3 +394,9 @@ def test_an_unreachable_database_is_one_line_naming_host_and_port(postgres, tmp_
     with pytest.raises(UserError, match='database "missing" does not exist'):
         run_search(tmp_path, study_doc(), storage=f"{postgres}/missing")
     assert not list(tmp_path.rglob("trial-*"))  # refused before anything trained
+
+
+def test_a_search_steps_set_references_are_checked_before_anything_trains():
+    doc = {**study_doc(), "set": {"train.optimizer.lr": "@later.best(val/loss).train.optimizer.lr"}}
+    with pytest.raises(UserError, match="later"):
+        load_study(doc)
