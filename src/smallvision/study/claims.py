@@ -43,11 +43,22 @@ def _read(path: Path) -> dict | None:
         return None
 
 
-def _age(path: Path) -> float | None:
+def _snapshot(path: Path) -> tuple[float | None, dict | None]:
+    """(age, content) of one claim file, both read through one open descriptor.
+
+    Reading them by path one after the other could pair a stale claim's age with the content of
+    the fresh claim that replaced it in between, and a second taker would then move a live claim.
+    """
     try:
-        return time.time() - path.stat().st_mtime
+        with path.open("rb") as f:
+            age = time.time() - os.fstat(f.fileno()).st_mtime
+            raw = f.read()
     except FileNotFoundError:
-        return None
+        return None, None
+    try:
+        return age, json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return age, None
 
 
 def _dead_here(info: dict) -> bool:
@@ -161,8 +172,7 @@ class Claims:
     def _take_over(self, key: str) -> bool:
         """Move a stale claim of ``key`` aside; True when this worker did it."""
         path = self.path(key)
-        age = _age(path)
-        info = _read(path)
+        age, info = _snapshot(path)
         if age is None or info is None or (age <= self.stale_after and not _dead_here(info)):
             return False
         token = info.get("token", "unknown")
@@ -183,7 +193,7 @@ class Claims:
     def holder(self, key: str) -> dict | None:
         """The live claim of ``key`` (its content and ``age`` in seconds), or None when free or stale."""
         path = self.path(key)
-        age, info = _age(path), _read(path)
+        age, info = _snapshot(path)
         if age is None or info is None or age > self.stale_after or _dead_here(info):
             return None
         return {**info, "age": age}
