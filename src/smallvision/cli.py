@@ -121,10 +121,12 @@ def _print_result(result: RunResult | GroupResult) -> None:
         typer.echo(f"test: {_headline(result.metrics)}  {seconds}")
         _print_further(result.metrics)
         _print_references(result.metrics)
+        _print_warnings(result.dir)
         return
     typer.echo(f"group directory: {result.dir}")
     for m in result.members:
         typer.echo(f"  {m.dir.name}: {_headline(m.metrics)}")
+        _print_warnings(m.dir, indent="    ")
     typer.echo(f"ensemble test: {_headline(result.metrics)}  {seconds}")
     _print_further(result.metrics)
     _print_references(result.metrics)
@@ -157,6 +159,36 @@ def _print_references(metrics: MetricsRecord) -> None:
                 parts.append(f"{head}/{name} {label} {scores[name]:.4f}")
     if parts:
         typer.echo(f"reference: {'  '.join(parts)}")
+
+
+def _print_warnings(run_dir: Path, indent: str = "") -> None:
+    """The warnings of the run's report, one line each, so that nobody has to open it to see them."""
+    from smallvision.report.html import report_findings
+
+    for f in report_findings(run_dir):
+        if f.level == "warning":
+            typer.echo(f"{indent}warning: {f.title}: {f.text}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
+    """Rebuild a run's report.html from its directory alone; print its headline and warnings.
+
+    Missing, half-written or corrupt files are listed (the rest is rendered) and the command still
+    succeeds; a directory that is no run directory is an error (exit code 2).
+    """
+    from smallvision.report.html import build_report
+    from smallvision.rundir import read_run
+
+    built = build_report(run_dir)
+    typer.echo(f"report: {built.path}  ({built.size / 1e6:.2f} MB, {built.seconds:.1f} s)")
+    metrics = read_run(run_dir).metrics
+    if metrics is not None and metrics.test and all(h in metrics.heads for h in metrics.test):
+        typer.echo(f"test: {_headline(metrics)}")
+    for problem in built.problems:
+        typer.echo(f"warning: {problem}")
+    for f in built.warnings:
+        typer.echo(f"warning: {f.title}: {f.text}")
 
 
 def _split(override: str) -> tuple[str, object]:

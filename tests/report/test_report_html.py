@@ -125,7 +125,7 @@ def test_reconstruction_head_and_heads_inferred_without_metrics(tmp_path):
     np.savez(tmp_path / "predictions.npz", **{"test/ae/y_true": images, "test/ae/y_pred": images * 0.9})
     html = render_report(tmp_path)
     assert 'Head <code>ae</code> <span class="muted">(reconstruction)</span>' in html
-    assert "test reconstructions" in html
+    assert "test originals and reconstructions" in html
     assert len(_images(html)) == 2
 
 

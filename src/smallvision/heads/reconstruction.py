@@ -88,9 +88,7 @@ class Reconstruction(HeadKind):
         from smallvision.report.tables import Image
 
         y_true, y_pred = arrays["y_true"], arrays["y_pred"]
-        grid = figures.reconstruction_grid(y_true, y_pred)
-        if grid is not None:
-            report.images.append(Image(f"{report.split} reconstructions", grid, wide=True))
+        # the original / reconstructed grid is drawn by report.sections, on the [0, 1] scale
         err = (np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)).ravel()
         if err.size > MAX_RESIDUALS:
             err = err[np.linspace(0, err.size - 1, MAX_RESIDUALS).astype(np.int64)]

@@ -17,6 +17,7 @@ import numpy as np
 from smallvision.heads.base import HeadKind
 from smallvision.registry import HEAD_KINDS
 from smallvision.report import checks as ck
+from smallvision.report import sections
 from smallvision.report.tables import Image, Table
 from smallvision.rundir import MetricsRecord, Run
 
@@ -105,4 +106,6 @@ def analyse_head(run: Run, head: str) -> HeadReport:
             report.split = split
             report.findings += ck.non_finite(head, arrays.get(kind.npz_field))
             kind.draw(report, arrays, scored.extra, classes)
+            # intervals, ROC, calibration, residual shape, image quality (report/sections.py)
+            sections.draw(report, arrays, classes, sections.head_context(run.metrics))
     return report

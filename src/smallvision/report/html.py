@@ -11,11 +11,14 @@ import functools
 import math
 import os
 import secrets
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from smallvision.errors import UserError
 from smallvision.report import figures
 from smallvision.report.checks import Finding
 from smallvision.report.heads import HeadReport, analyse_head, head_names
@@ -43,6 +46,56 @@ def environment() -> Any:
     return env
 
 
+# the run files whose content the report depends on (their mtimes and sizes key the findings cache)
+_INPUTS = ("config", "env", "metrics", "history", "predictions")
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    """A written report and what it found.
+
+    Attributes:
+        path: the report file.
+        findings: the warnings and notes shown on the page, in page order.
+        problems: files that were missing or unreadable (as listed on the page).
+        seconds: time to read, analyse and render.
+        size: bytes written.
+    """
+
+    path: Path
+    findings: list[Finding]
+    problems: list[str]
+    seconds: float
+    size: int
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
+
+# run directory -> (file signature, findings): the CLI prints a just-written report's warnings
+# without analysing the run a second time
+_FINDINGS: dict[Path, tuple[tuple, list[Finding]]] = {}
+
+
+def _signature(run: Run) -> tuple:
+    stamps = []
+    for name in _INPUTS:
+        path = getattr(run.paths, name)
+        try:
+            st = path.stat()
+            stamps.append((name, st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamps.append((name, None, None))
+    return tuple(stamps)
+
+
+def _check_run_dir(run: Run) -> None:
+    if not any(getattr(run.paths, name).exists() for name in _INPUTS):
+        names = ", ".join(getattr(run.paths, n).name for n in _INPUTS)
+        raise UserError(f"{run.dir} is not a run directory: it holds none of {names}")
+
+
 def render_report(run_dir: str | Path) -> str:
     """The report of one run as an HTML string.
 
@@ -56,17 +109,22 @@ def render_report(run_dir: str | Path) -> str:
     return environment().get_template("run.html").render(**_context(run))
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Render the report and write it to ``run_dir/report.html`` atomically.
+def build_report(run_dir: str | Path) -> BuiltReport:
+    """Render the report of a run directory, write it to ``run_dir/report.html`` atomically.
 
     The page is written to a temporary file in the same directory and moved into place, so a
-    reader never sees half a report.
+    reader never sees half a report. Missing, half-written or corrupt files are listed on the page.
 
-    Returns:
-        The path of the written report.
+    Raises:
+        UserError: ``run_dir`` does not exist or holds none of a run's files.
     """
-    target = Run(Path(run_dir)).paths.report
-    text = render_report(run_dir)
+    start = time.perf_counter()
+    run = read_run(run_dir)
+    _check_run_dir(run)
+    signature = _signature(run)
+    context = _context(run)
+    text = environment().get_template("run.html").render(**context)
+    target = run.paths.report
     # a unique name beside the target (not mkstemp, which would make the report owner-only)
     tmp = target.with_name(f".report-{os.getpid()}-{secrets.token_hex(4)}.html.tmp")
     try:
@@ -76,7 +134,24 @@ def write_report(run_dir: str | Path) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return target
+    _FINDINGS[run.dir.resolve()] = (signature, context["findings"])
+    size = len(text.encode("utf-8"))
+    return BuiltReport(target, context["findings"], list(run.problems), time.perf_counter() - start, size)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """:func:`build_report`, returning the path of the written report."""
+    return build_report(run_dir).path
+
+
+def report_findings(run_dir: str | Path) -> list[Finding]:
+    """The findings of a run's report: those of the last report built in this process when the
+    run's files have not changed since, else analysed afresh (no page written)."""
+    run = read_run(run_dir)
+    cached = _FINDINGS.get(run.dir.resolve())
+    if cached is not None and cached[0] == _signature(run):
+        return list(cached[1])
+    return _context(run)["findings"]
 
 
 def _context(run: Run) -> dict[str, Any]:

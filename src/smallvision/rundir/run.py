@@ -105,7 +105,11 @@ class Run:
                 return None  # a scikit-learn baseline has no epochs: nothing is missing
             self._fail(path, "not found")
             return None
-        history = _read_history(path)
+        try:
+            history = _read_history(path)
+        except (UnicodeDecodeError, csv.Error) as exc:  # a corrupt or binary file, not a crash
+            self._fail(path, f"is not a readable CSV file ({exc})")
+            return None
         if not history:
             self._fail(path, "is empty")
             return None
