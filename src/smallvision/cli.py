@@ -224,6 +224,20 @@ def lr_find(
     typer.echo(f"suggested lr: {result.suggestion:.2e}  (steepest descent {steepest}, min/10 {minimum})")
 
 
+@app.command("compare")
+def compare_cmd(
+    dirs: Annotated[list[Path], typer.Argument(help="run, seed-group or study directories")],
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="e.g. test/label/accuracy (default: first head's headline)")
+    ] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="print Markdown instead of a table")] = False,
+) -> None:
+    """Compare saved runs: variants (a group's seeds, a study's cell groups) on one test metric."""
+    from smallvision.study.compare_runs import compare_dirs, print_comparison
+
+    print_comparison(compare_dirs(dirs, metric), markdown)
+
+
 @config_app.command("show")
 def config_show(
     config: Annotated[Path, typer.Argument(help="YAML config file")], overrides: Overrides = None
