@@ -252,6 +252,33 @@ def mmap(d: dict) -> list[str]:
     ]
 
 
+def study(d: dict) -> list[str]:
+    """The study runner's two targets: overhead over one-by-one runs, and 2 workers vs 1."""
+    o, w = d["overhead"], d["workers"]
+    verdict = {True: "met", False: "NOT met"}
+    return [
+        f"## Study runner ({o['cells']} cells of `{d['cell_config']['model']['name']}` on "
+        f"`{d['cell_config']['data']['source']}`, {d['epochs']} epochs, best of {d['rounds']} rounds)\n",
+        header(d),
+        load_note(d),
+        f"CPU: {d['cpu_model']}; 1-minute load average at start {d['load_average_before'][0]}.\n",
+        "| | seconds, best (all rounds) |",
+        "|---|---|",
+        f"| one by one (`smallvision.run`, {o['threads_per_cell']} threads) | {min(o['one_by_one_seconds']):.1f} "
+        f"({', '.join(f'{x:.1f}' for x in o['one_by_one_seconds'])}) |",
+        f"| as a study, `--workers 1` | {min(o['study_workers1_seconds']):.1f} "
+        f"({', '.join(f'{x:.1f}' for x in o['study_workers1_seconds'])}) |",
+        f"| study, `--workers 1`, 1 thread per cell | {min(w['workers1_seconds']):.1f} "
+        f"({', '.join(f'{x:.1f}' for x in w['workers1_seconds'])}) |",
+        f"| study, `--workers 2`, 1 thread per cell | {min(w['workers2_seconds']):.1f} "
+        f"({', '.join(f'{x:.1f}' for x in w['workers2_seconds'])}) |",
+        "",
+        f"Study overhead over the same runs one by one: {o['overhead_best_to_best']:+.1%}; target under "
+        f"{o['target']:.0%} — {verdict[o['met']]}. `--workers 2` / `--workers 1`: {w['ratio_best_to_best']:.3f}; "
+        f"target at most {w['target']} — {verdict[w['met']]}.\n",
+    ]
+
+
 def main() -> None:
     parts = [
         "# Benchmarks\n",
@@ -271,6 +298,7 @@ def main() -> None:
         ("augment", augment),
         ("readers", readers),
         ("mmap", mmap),
+        ("study", study),
     ]:
         d = load(name)
         if d is not None:

@@ -112,14 +112,15 @@ def result_row(study_dir: Path, pc: PlannedCell) -> dict:
         return row
     run_dir = study_dir / "runs" / pc.key
     if pc.state == "failed":
-        err = read_run_metrics(run_dir).get("error") or _error(run_dir)
+        metrics = read_run_metrics(run_dir)
+        err = (metrics.error if metrics is not None else None) or _error(run_dir)
         row["error"] = err
         return row
     metrics = read_run_metrics(run_dir)
-    if metrics.get("status") == "completed":
+    if metrics is not None and metrics.status == "completed":
         row.update(flat_metrics(run_dir, metrics))
-        row["train_seconds"] = metrics.get("train_seconds")
-        row["parameters"] = (metrics.get("params") or {}).get("total")
+        row["train_seconds"] = metrics.train_seconds
+        row["parameters"] = metrics.params.get("total")
     return row
 
 

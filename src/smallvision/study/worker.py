@@ -10,7 +10,6 @@ on is done or failed, because its cells' configs (and so their ids) come from th
 from __future__ import annotations
 
 import csv
-import json
 import os
 import sys
 import threading
@@ -22,7 +21,7 @@ from pathlib import Path
 from smallvision.config import RunConfig, apply_overrides, build_config
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import scalar_metrics
-from smallvision.rundir import write_json
+from smallvision.rundir import MetricsRecord, Run, write_json
 from smallvision.study.claims import Claim, Claims
 from smallvision.study.search import VARIANT, Search, read_best, record_unrunnable, search_cells
 from smallvision.study.spec import (
@@ -39,22 +38,23 @@ from smallvision.train.events import Callback
 POLL_SECONDS = 0.5
 
 
-def read_run_metrics(run_dir: Path) -> dict:
-    """A run's ``metrics.json`` (the one place to swap for the run-directory module's loader), or {}."""
-    path = Path(run_dir) / "metrics.json"
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+def read_run_metrics(run_dir: Path) -> MetricsRecord | None:
+    """A run's ``metrics.json`` as a typed record, or None while it is missing or unreadable.
+
+    Read tolerantly (:class:`smallvision.rundir.Run`): a cell still training has no record yet.
+    """
+    path = Path(run_dir)
+    return Run(path, tolerant=True).metrics if path.is_dir() else None
 
 
-def flat_metrics(run_dir: Path, metrics: dict) -> dict[str, float]:
+def flat_metrics(run_dir: Path, metrics: MetricsRecord | None) -> dict[str, float]:
     """``val/<head>/<metric>``, ``test/<head>/<metric>`` and the best epoch's val losses from history."""
+    if metrics is None:
+        return {}
     flat = {}
-    splits = metrics.get("splits", metrics)  # versioned records nest the splits; older files do not
     for split in ("val", "test"):
-        flat.update({f"{split}/{k}": v for k, v in scalar_metrics(splits.get(split) or {}).items()})
-    best = metrics.get("best_epoch")
+        flat.update({f"{split}/{k}": v for k, v in scalar_metrics(metrics.splits.get(split) or {}).items()})
+    best = metrics.best_epoch
     for row in read_history(run_dir):
         if best is not None and row.get("epoch") == str(best):
             flat.update(
@@ -93,7 +93,8 @@ class PlannedCell:
 def cell_state(study_dir: Path, key: str) -> str:
     """done | failed | started | new, from the cell's run directory alone."""
     run_dir = study_dir / "runs" / key
-    if read_run_metrics(run_dir).get("status") == "completed":
+    metrics = read_run_metrics(run_dir)
+    if metrics is not None and metrics.status == "completed":
         return "done"
     if (run_dir / "error.json").is_file():
         return "failed"
