@@ -18,9 +18,9 @@ import numpy as np
 from smallvision.config import training_view
 from smallvision.errors import UserError
 from smallvision.evaluate.compare import Comparison, VariantResult, compare
-from smallvision.evaluate.metrics import HEADLINE, scalar_metrics
+from smallvision.evaluate.metrics import higher_is_better, scalar_metrics
+from smallvision.registry import HEAD_KINDS
 from smallvision.rundir import Run, load_run
-from smallvision.study.spec_refs import higher_is_better
 
 # per-image scores whose mean over the test images is the metric, by head kind and metric
 PER_IMAGE = {("classification", "accuracy"), ("regression", "mae"), ("regression", "mse")}
@@ -99,7 +99,7 @@ def available_metrics(run: Run) -> list[str]:
 def default_metric(run: Run) -> str:
     """The first head's headline test metric (accuracy for classification, mae for regression...)."""
     head, info = next(iter(run.metrics.heads.items()))
-    return f"test/{head}/{HEADLINE[info.kind][0]}"
+    return f"test/{head}/{HEAD_KINDS.get(info.kind).headline[0]}"
 
 
 def _parse_metric(metric: str, run: Run) -> tuple[str, str]:
