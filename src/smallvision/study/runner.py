@@ -184,37 +184,47 @@ def execute(
     threads = threads_per_worker(workers)
     display = ProgressDisplay(spec, study_dir, stale_after, enabled=progress).start()
     try:
-        if workers == 1:
-            plan = Worker(spec, study_dir, "w1", threads, stale_after, storage=storage).run()
-        else:
-            plan = _spawn(spec, study_dir, workers, threads, stale_after, storage)
+        plan = _run_workers(spec, study_dir, workers, threads, stale_after, storage)
     finally:
         display.stop()
     write_all(spec, study_dir, plan)
     return StudyResult(study_dir, plan)
 
 
-def _spawn(
+def _run_workers(
     spec: StudySpec, study_dir: Path, workers: int, threads: int, stale_after: float, storage: str | None
 ) -> list[PlannedCell]:
-    """N worker processes (``smallvision study work``) on the directory; wait for all of them."""
+    """This process is worker ``w1``; ``workers - 1`` more run as ``smallvision study work``.
+
+    The coordinator works too instead of only waiting: it has the data sources and the model code
+    imported already, so only the extra workers pay a fresh interpreter's start-up (importing torch,
+    loading the data), and they pay it while ``w1`` is already training. The claim files decide who
+    runs what, so the split between in-process and spawned workers needs no coordination.
+    """
     from smallvision.study.worker import plan_cells
 
-    command = [sys.executable, "-m", "smallvision", "study", "work", str(study_dir)]
-    common = ["--threads", str(threads), "--stale-after", str(stale_after), "--parent", str(os.getpid())]
-    # the URL travels in the environment, not the command line, where ps would show its password
-    env = {**os.environ, STORAGE_ENV: storage} if storage else None
-    procs = [
-        subprocess.Popen([*command, "--worker-id", f"w{i + 1}", *common], env=env) for i in range(workers)
-    ]
+    procs = _spawn(study_dir, workers - 1, threads, stale_after, storage)
     try:
+        Worker(spec, study_dir, "w1", threads, stale_after, storage=storage).run()
         for p in procs:
             p.wait()
     except BaseException:
         for p in procs:
             p.terminate()
         raise
+    # w1 returns once every cell is finished, but re-read: a worker may still have been writing
     return plan_cells(spec, study_dir)
+
+
+def _spawn(
+    study_dir: Path, n: int, threads: int, stale_after: float, storage: str | None
+) -> list[subprocess.Popen]:
+    """``n`` worker processes (``smallvision study work``) on the directory, ids ``w2`` onwards."""
+    command = [sys.executable, "-m", "smallvision", "study", "work", str(study_dir)]
+    common = ["--threads", str(threads), "--stale-after", str(stale_after), "--parent", str(os.getpid())]
+    # the URL travels in the environment, not the command line, where ps would show its password
+    env = {**os.environ, STORAGE_ENV: storage} if storage else None
+    return [subprocess.Popen([*command, "--worker-id", f"w{i + 2}", *common], env=env) for i in range(n)]
 
 
 def work(
