@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.fields import FieldInfo
 
 from smallvision.config_errors import explain, field_model
+from smallvision.config_features import FeaturesConfig, check_features
 from smallvision.errors import UserError
 from smallvision.registry import HEAD_KINDS
 
@@ -244,6 +245,13 @@ class RunConfig(Strict):
     report: ReportConfig = Field(ReportConfig(), json_schema_extra=NOT_TRAINING)
     # name -> another source the finished run is also scored on ("eval:NAME" in metrics.json)
     eval: dict[str, EvalSetConfig] = Field({}, json_schema_extra=NOT_TRAINING)
+    # frozen-encoder mode (config_features.py): model.init's backbone extracts features, a head trains
+    features: FeaturesConfig | None = None
+
+    @model_validator(mode="after")
+    def _features_fit(self) -> RunConfig:
+        check_features(self)  # ValueError "<key.path>: ..." for what features mode cannot combine with
+        return self
 
 
 # ---------------------------------------------------------------- loading and overrides

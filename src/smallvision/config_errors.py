@@ -43,6 +43,8 @@ def explain(exc: ValidationError, root: type[BaseModel]) -> str:
         return f"{key}: got {shown}, expected one of {expected}"
     msg = err["msg"].removeprefix("Value error, ")
     sub, sep, rest = msg.partition(": ")
+    if sep and not loc:  # a check across sections names its own key path
+        return msg
     if sep and isinstance(value, dict) and sub in value:  # a check of a whole mapping names its key
         return f"{key}.{sub}: {rest}"
     return f"{key}: {msg} (got {shown})"

@@ -84,3 +84,27 @@ def test_pixel_accuracy_is_on_the_unit_scale_and_mse_in_standardised_units():
         assert m["mse"] == pytest.approx(float(((y_pred - y_true) ** 2).mean()))
     raw = compute_metrics({"image": "reconstruction"}, {"image": y_true}, {"image": y_pred})["image"]
     assert raw["pixel_accuracy"] == 0.0  # without the normaliser the arrays are taken as they are
+
+
+def test_psnr_and_ssim_in_metrics_json_equal_scikit_image_on_the_unit_scale():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    rng = np.random.default_rng(5)
+    norm = Normalizer(1 / 255, (0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    unit = rng.random((3, 3, 16, 16))
+    recon = unit + rng.normal(0, 0.08, unit.shape)  # some values leave [0, 1]: clipped as an image
+    mean, std = np.array(norm.mean).reshape(1, 3, 1, 1), np.array(norm.std).reshape(1, 3, 1, 1)
+    y_true, y_pred = (unit - mean) / std, (recon - mean) / std  # as saved (standardised)
+    m = compute_metrics({"image": "reconstruction"}, {"image": y_true}, {"image": y_pred}, norm)["image"]
+    clipped = np.clip(recon, 0, 1)
+    assert m["psnr"] == pytest.approx(peak_signal_noise_ratio(unit, clipped, data_range=1.0))
+    expected = np.mean(
+        [
+            structural_similarity(a, b, data_range=1.0, channel_axis=0)
+            for a, b in zip(unit, clipped, strict=True)
+        ]
+    )
+    assert m["ssim"] == pytest.approx(expected)
+    assert higher_is_better("val/image/psnr") and higher_is_better("test/image/ssim")
+    tiny = compute_metrics({"i": "reconstruction"}, {"i": unit[:, :, :2, :2]}, {"i": unit[:, :, :2, :2]})["i"]
+    assert "ssim" not in tiny  # a 2x2 image has no SSIM window: left out, not a made-up figure

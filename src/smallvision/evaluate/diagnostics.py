@@ -242,28 +242,22 @@ def residual_stats(residuals: np.ndarray) -> ResidualStats:
     return ResidualStats(float(r.mean()), float(r.std()), skew, kurt, w, p)
 
 
-def image_quality(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+def image_quality(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
     """MSE, MAE, PSNR and mean SSIM of images (N, C, H, W) already on the [0, 1] scale.
 
     PSNR over the whole set with data range 1; SSIM (scikit-image) per image over its channels,
-    then averaged. Predictions are clipped to [0, 1] for PSNR and SSIM only, as an image would be.
+    then averaged (None for images under 3x3). Predictions are clipped to [0, 1] for PSNR and SSIM
+    only, as an image would be.
     """
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+    from smallvision.evaluate.metrics import psnr, ssim  # one home for both: the metric table
 
     t = np.asarray(y_true, dtype=np.float64)
     p = np.asarray(y_pred, dtype=np.float64)
-    clipped = np.clip(p, 0.0, 1.0)
-    win = min(7, *t.shape[-2:])
-    win -= 1 - win % 2  # SSIM needs an odd window no larger than the image
-    ssim = [
-        structural_similarity(a, b, data_range=1.0, channel_axis=0, win_size=win)
-        for a, b in zip(t, clipped, strict=True)
-    ]
     return {
         "mse": float(((p - t) ** 2).mean()),
         "mae": float(np.abs(p - t).mean()),
-        "psnr": float(peak_signal_noise_ratio(t, clipped, data_range=1.0)),
-        "ssim": float(np.mean(ssim)),
+        "psnr": psnr(t, p),
+        "ssim": ssim(t, p),
     }
 
 

@@ -234,7 +234,8 @@ def pearson(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 # ---------------------------------------------------------------- reconstruction: (N, C, H, W) images
 # mse and mae are in the units the model predicts (standardised pixels, what the loss sees);
-# pixel_accuracy is on the [0, 1] image scale, where "within 0.1" means a tenth of the intensity range.
+# pixel_accuracy, psnr and ssim are on the [0, 1] image scale, where "within 0.1" means a tenth of the
+# intensity range (psnr is thus the [0, 1]-scale MSE in dB: comparable across runs whatever their statistics).
 
 metric("mse", "reconstruction", higher_is_better=False)(lambda t, p: float(((_diff(t, p)) ** 2).mean()))
 metric("mae", "reconstruction", higher_is_better=False)(lambda t, p: float(np.abs(_diff(t, p)).mean()))
@@ -248,6 +249,40 @@ def _diff(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 def pixel_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Share of pixel values with |error| <= 0.1, on images in [0, 1]."""
     return float((np.abs(_diff(y_true, y_pred)) <= 0.1).mean())
+
+
+@metric("psnr", "reconstruction", higher_is_better=True, unit_scale=True)
+def psnr(y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
+    """Peak signal-to-noise ratio (dB, data range 1) over the whole set, predictions clipped to [0, 1]
+    as an image would be (scikit-image's ``peak_signal_noise_ratio``); inf for a perfect copy."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    t = np.asarray(y_true, dtype=np.float64)
+    clipped = np.clip(np.asarray(y_pred, dtype=np.float64), 0.0, 1.0)
+    if not t.size:
+        return None
+    with np.errstate(divide="ignore"):  # a perfect copy: inf, not a warning
+        return float(peak_signal_noise_ratio(t, clipped, data_range=1.0))
+
+
+@metric("ssim", "reconstruction", higher_is_better=True, unit_scale=True)
+def ssim(y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
+    """Mean structural similarity of images (N, C, H, W) in [0, 1]: scikit-image's
+    ``structural_similarity`` per image over its channels (data range 1, 7x7 window or the largest
+    odd one that fits), predictions clipped to [0, 1]."""
+    from skimage.metrics import structural_similarity
+
+    t = np.asarray(y_true, dtype=np.float64)
+    clipped = np.clip(np.asarray(y_pred, dtype=np.float64), 0.0, 1.0)
+    win = min(7, *t.shape[-2:]) if t.ndim == 4 else 0
+    win -= 1 - win % 2  # SSIM needs an odd window no larger than the image
+    if win < 3 or not len(t):  # not images, or too small to have a neighbourhood: undefined
+        return None
+    values = [
+        structural_similarity(a, b, data_range=1.0, channel_axis=0, win_size=win)
+        for a, b in zip(t, clipped, strict=True)
+    ]
+    return float(np.mean(values))
 
 
 # ---------------------------------------------------------------- scoring

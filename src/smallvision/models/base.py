@@ -30,11 +30,14 @@ class Backbone(nn.Module, ABC):
 
     num_features: int
     min_size: int = 8  # smallest H/W the family accepts; checked at build time
+    image_input: bool = True  # False: the input is a (F, 1, 1) feature vector (models.features)
 
     def __init__(self, input_shape: tuple[int, int, int]) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
         c, h, w = self.input_shape
+        if not self.image_input:
+            return
         if c not in (1, 3):
             raise UserError(f"{type(self).__name__}: input has {c} channels, expected 1 or 3")
         if min(h, w) < self.min_size:

@@ -5,6 +5,7 @@ A run directory is created once and never reused, so an earlier run is never ove
     <output_dir>/<name>-<YYYYmmdd-HHMMSS>/      one run
         config.yaml  env.json  history.csv  metrics.json  predictions.npz  report.html
         checkpoints/best.pt  checkpoints/last.pt
+        features/<key>.npz                      a feature cache, when later runs use it as an encoder
     <output_dir>/<name>-<stamp>/                a seed group (``seeds: [...]``)
         config.yaml  metrics.json (kind "group")
         seed-<s>/    one run directory per seed
@@ -81,6 +82,12 @@ class RunPaths:
     @property
     def report(self) -> Path:
         return self.dir / "report.html"
+
+    @property
+    def features(self) -> Path:
+        """The feature cache of a run whose backbone other runs use as a frozen encoder (derived
+        data: the one thing written into a finished run's directory, and safe to delete)."""
+        return self.dir / "features"
 
     @property
     def ensemble(self) -> Path:

@@ -3,7 +3,8 @@
 Keys: ``<split>/index`` (the samples' indices in the data), ``<split>/<head>/y_true`` and
 ``<split>/<head>/<field>`` with the field named by :func:`output_field`, i.e. the head kind's
 ``npz_field`` (``prob`` for classification probabilities, ``y_pred`` for regression values and
-reconstructions). A split name may contain ``:`` (``test:TEST2``, one domain of the test split);
+reconstructions), and for a denoising or masked autoencoder ``<split>/<head>/corrupted``: the
+corrupted model inputs it was scored on (standardised, like ``y_true``). A split name may contain ``:`` (``test:TEST2``, one domain of the test split);
 a head name may contain ``/``. :func:`parse_key` is the only reader of these keys.
 """
 
@@ -108,8 +109,10 @@ def build_predictions(
     index: Mapping[str, np.ndarray],
     evaluated: Mapping[str, tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]],
     kinds: Mapping[str, str],
+    extra: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]] | None = None,
 ) -> Predictions:
-    """Predictions from split -> indices and split -> (y_true per head, outputs per head)."""
+    """Predictions from split -> indices and split -> (y_true per head, outputs per head), plus
+    ``extra`` fields: split -> head -> name -> array (``corrupted``: the inputs an autoencoder saw)."""
     out = Predictions()
     for s, (y_true, outputs) in evaluated.items():
         out.index[s] = np.asarray(index[s])
@@ -117,6 +120,8 @@ def build_predictions(
             h: {Y_TRUE: np.asarray(y_true[h]), output_field(kinds[h]): np.asarray(o).astype(np.float32)}
             for h, o in outputs.items()
         }
+        for h, fields in (extra or {}).get(s, {}).items():
+            out.arrays[s][h] |= {n: np.asarray(a, dtype=np.float32) for n, a in fields.items()}
     return out
 
 
@@ -125,6 +130,7 @@ def save_predictions(
     index: Mapping[str, np.ndarray],
     evaluated: Mapping[str, tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]],
     kinds: Mapping[str, str],
+    extra: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]] | None = None,
 ) -> Predictions:
     """Write ``predictions.npz`` atomically (temporary file + rename) and return what was written.
 
@@ -133,8 +139,9 @@ def save_predictions(
         index: split -> sample indices.
         evaluated: split -> (head -> true values, head -> outputs).
         kinds: head -> kind (picks the field of the outputs, see :func:`output_field`).
+        extra: split -> head -> field -> array saved beside them (``corrupted`` model inputs).
     """
-    predictions = build_predictions(index, evaluated, kinds)
+    predictions = build_predictions(index, evaluated, kinds, extra)
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez_compressed(tmp, **predictions.to_arrays())
     tmp.replace(path)

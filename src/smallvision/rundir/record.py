@@ -11,11 +11,13 @@ Schema version 1 (``"schema_version": 1``)::
      "members": {name: {"dir", "seed", "status", "test"}}, "gain": {head: {metric: {...}}}, "method",
      "reference": {split: {head: {"chance", "majority", "majority_class"} | {"train_mean"}}},
      "baseline": {"name", "estimator", "params", "heads": {head: {"fit_seconds", ...}}},
-     "cv": {head: {"metric", "k", "folds": [...], "sizes": [...], "mean", "std"}}}
+     "cv": {head: {"metric", "k", "folds": [...], "sizes": [...], "mean", "std"}},
+     "features": {"head", "dim", "encoder": {...}, "cache": {"path", "hit"}}}
 
 ``reference`` holds the trivial predictors' scores (see :mod:`smallvision.evaluate.reference`);
 ``baseline`` and ``cv`` are written by scikit-learn baseline runs only
-(:mod:`smallvision.evaluate.baselines`).
+(:mod:`smallvision.evaluate.baselines`); ``features`` by frozen-encoder runs (``features:`` in the
+config, :mod:`smallvision.study.features`).
 
 Fields that do not apply (``gain`` of a single run, ``best_epoch`` of an ensemble) are left out of
 the file. Files written before the version existed (no ``schema_version``: ``val`` / ``test`` /
@@ -134,6 +136,7 @@ class MetricsRecord:
         reference: split -> head -> scores of chance, the majority class or the training mean.
         baseline: the scikit-learn baseline of a baseline run (name, estimator, parameters, fits).
         cv: head -> the baseline's cross-validation on the training split.
+        features: a frozen-encoder run's head, feature size, encoder and cache.
         schema_version: the version of the file this record was read from or will be written as.
     """
 
@@ -157,6 +160,7 @@ class MetricsRecord:
     reference: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     baseline: dict[str, Any] | None = None
     cv: dict[str, dict[str, Any]] = field(default_factory=dict)
+    features: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -237,6 +241,7 @@ class MetricsRecord:
             reference=dict(d.get("reference") or {}),
             baseline=dict(d["baseline"]) if isinstance(d.get("baseline"), dict) else None,
             cv=dict(d.get("cv") or {}),
+            features=dict(d["features"]) if isinstance(d.get("features"), dict) else None,
             schema_version=version,
         )
 
@@ -254,6 +259,7 @@ class MetricsRecord:
         out["gain"] = {h: {m: dict(g.__dict__) for m, g in ms.items()} for h, ms in self.gain.items()}
         out["method"] = self.method
         out |= {"reference": self.reference, "baseline": self.baseline, "cv": self.cv}
+        out["features"] = self.features
         # what does not apply to this kind of record stays out of the file
         return {k: v for k, v in out.items() if v is not None and v != {} or k in ("splits", "error")}
 

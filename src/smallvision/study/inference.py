@@ -58,21 +58,46 @@ def load_model(run_dir: str | Path) -> LoadedModel:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory {str(run_dir)!r} not found")
+    run = Run(run_dir)
     best = RunPaths(run_dir).best
+    if run.paths.config.is_file() and run.config.features is not None and not best.is_file():
+        raise UserError(
+            f"run {run_dir} is a logistic regression on frozen features (features.head "
+            f"{run.config.features.head}): it has no network to load"
+        )
     ckpt = load_checkpoint(best)
     cfg = build_config(ckpt["config"], origin=str(best))
     shape = tuple(ckpt["input_shape"])
-    model = build_model(cfg.model.name, cfg.model.params, shape, cfg.heads or {})
-    model.load_state_dict(ckpt["model"])
-    model.eval()
     norm = Normalizer.from_dict(ckpt["normalizer"])
+    if cfg.features is not None:  # the encoder's input, then its features through the trained MLP
+        model, norm, prep, shape = _encoded_model(cfg, ckpt, norm)
+    else:
+        model = build_model(cfg.model.name, cfg.model.params, shape, cfg.heads or {})
+        model.load_state_dict(ckpt["model"])
+        prep = InputPrep(norm, build_augment(cfg.data.augment))
+    model.eval()
     names = {h: None for h in cfg.heads or {}}
-    run = Run(run_dir)
     if run.paths.metrics.is_file():  # class names as the run recorded them
         recorded = run.metrics.heads
         names.update({h: recorded[h].classes for h in names if h in recorded})
-    prep = InputPrep(norm, build_augment(cfg.data.augment))
     return LoadedModel(model, norm, prep, shape, dict(cfg.heads or {}), names)
+
+
+def _encoded_model(cfg, ckpt: dict, features_norm: Normalizer) -> tuple:
+    """(model, normaliser, prep, image shape) of a features-mode run: its encoder (``model.init``,
+    loaded again) chained with the trained MLP (:class:`smallvision.models.features.EncodedNetwork`)."""
+    from smallvision.models.features import EncodedNetwork, FeatureMLP, load_encoder
+
+    info = ckpt["features"]
+    shape = tuple(info["encoder"]["input_shape"])
+    image_norm = Normalizer.from_dict(info["encoder"]["normalizer"])
+    encoder = load_encoder(cfg.model.init, cfg.model, shape, image_norm)
+    f = cfg.features
+    network = Network(
+        FeatureMLP((info["dim"], 1, 1), tuple(f.hidden), f.dropout, f.batch_norm), cfg.heads or {}
+    )
+    network.load_state_dict(ckpt["model"])
+    return EncodedNetwork(encoder, features_norm, network), encoder.prep.normalizer, encoder.prep, shape
 
 
 def predict_images(run: LoadedModel, images: torch.Tensor) -> dict[str, np.ndarray]:

@@ -57,6 +57,8 @@ def resume_run(run: Run, callbacks: Sequence[Callback] = ()) -> RunResult:
             "start a new run with the cause fixed"
         )
     p = prepare(run.config)
+    if p.model is None:  # a scikit-learn head on features: no epochs to continue, it is fitted again
+        return run_config(run.config, run_dir=run_dir, prepared=p)
     env_path = paths.env
     env = run.env if env_path.is_file() else {}
     fingerprint = p.data.fingerprint()
@@ -98,4 +100,6 @@ def _finished(run: Run) -> RunResult:
     """A RunResult for a run that already finished (its best model loaded from ``best.pt``)."""
     from smallvision.study.inference import load_model
 
+    if run.config.features is not None and run.config.features.head != "mlp":
+        return RunResult(run.dir, run.metrics, None, run.config)  # a scikit-learn fit keeps no model
     return RunResult(run.dir, run.metrics, load_model(run.dir).model, run.config)

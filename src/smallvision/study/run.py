@@ -30,7 +30,7 @@ from smallvision.data.normalize import Normalizer, fit_normalizer
 from smallvision.data.splits import Splits, make_splits
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import compute_metrics, scalar_metrics
-from smallvision.evaluate.predict import predict, to_outputs
+from smallvision.evaluate.predict import to_outputs
 from smallvision.evaluate.reference import run_references
 from smallvision.models.base import Network
 from smallvision.models.build import build_model
@@ -48,10 +48,18 @@ from smallvision.rundir import (
     write_json,
 )
 from smallvision.rundir.layout import check_output_dir
+from smallvision.study.resolve import (  # also imported from here by baselines and features mode
+    add_eval_sets,
+    class_names,
+    head_targets,
+    resolve_device,
+    resolve_heads,
+)
 from smallvision.train import distributed
 from smallvision.train.callbacks import Checkpoint, HistoryCSV, Progress
+from smallvision.train.evaluation import evaluation_split, predict_split
 from smallvision.train.events import Callback
-from smallvision.train.inputs import InputPrep
+from smallvision.train.inputs import InputPrep, corrupts_evaluation
 from smallvision.train.parallel import DistributedTrainer
 from smallvision.train.rng import seed_everything
 from smallvision.train.trainer import NonFiniteLoss, Split, Trainer, monitor_mode, numpy_target
@@ -89,7 +97,7 @@ class Prepared:
     split_data: dict[str, Split]
     normalizer: Normalizer
     augment: Pipeline
-    model: Network
+    model: Network | None  # None: a features-mode run with a scikit-learn head (no trainer)
     meta: dict
 
 
@@ -100,55 +108,6 @@ def resolve_config(config: Any = None, overrides: dict[str, Any] | list[str] | N
     if isinstance(config, dict):
         return build_config(apply_overrides(config, overrides or {}))
     return load_config(config, overrides or {})
-
-
-def resolve_heads(cfg: RunConfig, data: ImageSet) -> dict[str, HeadConfig]:
-    """The config's heads checked against the data, with class counts filled in.
-
-    No ``heads`` in the config means one head per target of the data (a reconstruction head
-    named ``image`` when the data has no targets).
-    """
-    if cfg.heads is None:
-        if not data.targets:
-            return {"image": HeadConfig(kind="reconstruction")}
-        return {
-            name: HeadConfig(kind=info.kind, classes=info.num_classes or None)
-            for name, info in data.info.items()
-        }
-    heads = {}
-    for name, head in cfg.heads.items():
-        kind = HEAD_KINDS.get(head.kind)
-        if kind.target_is_input:
-            heads[name] = head
-            continue
-        target = head.target or name
-        if target not in data.targets:
-            have = ", ".join(data.targets) or "none"
-            raise UserError(f"heads.{name}: the data {data.name} has no target {target!r} (targets: {have})")
-        info = data.info[target]
-        if info.kind != head.kind:
-            raise UserError(f"heads.{name}.kind: {head.kind!r} but target {target!r} is {info.kind}")
-        heads[name] = kind.resolve(name, head, data.targets[target], info.num_classes or None)
-    return heads
-
-
-def resolve_device(name: str) -> torch.device:
-    """``train.device`` as a torch device; asking for CUDA where there is none is a UserError."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device: 'cuda' but torch sees no CUDA device here; use cpu or auto")
-    return torch.device(name)
-
-
-def head_targets(data: ImageSet, heads: dict[str, HeadConfig], index: np.ndarray) -> dict[str, torch.Tensor]:
-    idx = torch.as_tensor(index, dtype=torch.long)
-    out = {}
-    for name, head in heads.items():
-        kind = HEAD_KINDS.get(head.kind)
-        if not kind.target_is_input:
-            out[name] = kind.train_target(data.targets[head.target or name][idx])
-    return out
 
 
 @dataclass
@@ -175,10 +134,18 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
 
 
 def prepare(cfg: RunConfig) -> Prepared:
-    """Data, split (:func:`prepare_data`), training statistics and a freshly initialised model."""
+    """Data, split (:func:`prepare_data`), training statistics and a freshly initialised model.
+
+    With ``features:`` (frozen-encoder mode) the splits hold the encoder's cached features
+    instead of images: :func:`smallvision.study.features.prepare_features`.
+    """
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     distributed.init()  # under torchrun: join the other ranks (a no-op otherwise)
+    if cfg.features is not None:
+        from smallvision.study.features import prepare_features
+
+        return prepare_features(cfg)
     d = prepare_data(cfg)
     cfg, data, heads, splits = d.cfg, d.data, d.heads, d.splits
     normalizer = fit_normalizer(take_rows(data.images, splits["train"]), cfg.data.normalize)
@@ -201,24 +168,6 @@ def prepare(cfg: RunConfig) -> Prepared:
     }
     add_eval_sets(cfg, data, heads, splits, split_data)
     return Prepared(cfg, data, heads, splits, split_data, normalizer, augment, model, meta)
-
-
-def add_eval_sets(cfg: RunConfig, data: ImageSet, heads: dict, splits: Splits, split_data: dict) -> None:
-    """The config's ``eval`` sets as further splits ``eval:NAME`` (indices into the set itself).
-
-    :func:`finish` scores every split but ``train``, so they get the restored best weights, the
-    run's normaliser and the same metric code as val and test; training never sees them.
-    """
-    from smallvision.data.evalsets import load_eval_sets
-
-    targets = [h.target or n for n, h in heads.items() if not HEAD_KINDS.get(h.kind).target_is_input]
-    for name, s in load_eval_sets(cfg.eval, data, cfg.data, targets).items():
-        splits[name] = np.arange(len(s))
-        split_data[name] = Split(s.images, head_targets(s, heads, splits[name]))
-    if cfg.eval:  # recorded in metrics.json (data.split.eval) beside the split
-        splits.info["eval"] = {
-            n: e.model_dump(mode="json", exclude_defaults=True) for n, e in cfg.eval.items()
-        }
 
 
 def make_trainer(p: Prepared, run_dir: Path, callbacks: Sequence[Callback] = ()) -> Trainer:
@@ -265,6 +214,10 @@ def run_config(
     fingerprint = p.data.fingerprint()
     # under torchrun rank 0 creates the directory and every rank learns its path
     run_dir = distributed.from_rank0(lambda: _start_run_dir(p, run_dir, fingerprint))
+    if p.model is None:  # features mode with logistic regression: fitted once, no trainer
+        from smallvision.study.features import fit_sklearn_head
+
+        return fit_sklearn_head(p, run_dir)
     return train_and_finish(p, make_trainer(p, run_dir, callbacks), run_dir)
 
 
@@ -295,6 +248,8 @@ def check_monitor(p: Prepared) -> None:
         UserError: ``train.early_stopping.monitor`` names no validation column, or (``mode:
             auto``) no metric of the table, so its direction is unknown.
     """
+    if p.model is None:  # a scikit-learn head has no epochs to monitor
+        return
     monitor = p.cfg.train.early_stopping.monitor
     val = p.split_data.get("val")
     # the trainer checks train columns; without val data it falls back to train/loss
@@ -306,7 +261,7 @@ def check_monitor(p: Prepared) -> None:
 def _check_val_column(p: Prepared, monitor: str, val: Split) -> None:
     kinds = {h: c.kind for h, c in p.heads.items()}
     sample = Split(val.images[:2], {h: t[:2] for h, t in val.targets.items()})
-    prep = InputPrep(p.normalizer, p.augment)  # as the trainer builds it
+    prep = InputPrep(p.normalizer, p.augment, corrupts_evaluation(kinds.values()))  # as the trainer builds it
     y_true, outputs = evaluate_split(p.model, sample, prep, kinds, p.cfg)
     columns = ["val/loss"] + [f"val/{h}/{n}" for h in kinds for n in ("loss", "weighted_loss")]
     columns += [f"val/{k}" for k in scalar_metrics(compute_metrics(kinds, y_true, outputs))]
@@ -372,13 +327,18 @@ def _progress(trainer: Trainer) -> dict[str, int | None]:
 
 
 def finish(p: Prepared, trainer: Trainer, run_dir: Path) -> RunResult:
-    """Evaluate the restored best weights on val and test; write predictions, metrics and the report."""
+    """Evaluate the restored best weights on val and test; write predictions, metrics and the report.
+
+    A denoising or masked autoencoder is scored on the same fixed corrupted inputs as its validation
+    (:mod:`smallvision.train.evaluation`), saved as ``<split>/<head>/corrupted`` for the report's grid.
+    """
     start = time.perf_counter()
     kinds = {h: c.kind for h, c in p.heads.items()}
     prep = trainer.input_prep
     # "val", "test", and per-domain parts such as "test:TEST2" when a split spans several domains
     names = [s for s in p.split_data if s != "train" and len(p.split_data[s])]
-    evaluated = {s: evaluate_split(p.model, p.split_data[s], prep, kinds, p.cfg) for s in names}
+    parts = {s: evaluation_split(p.split_data[s], prep) for s in names}
+    evaluated = {s: evaluate_split(p.model, parts[s], prep, kinds, p.cfg) for s in names}
     metrics = MetricsRecord(
         "completed",
         splits={s: compute_metrics(kinds, *evaluated[s], p.normalizer) for s in names},
@@ -403,9 +363,16 @@ def finish(p: Prepared, trainer: Trainer, run_dir: Path) -> RunResult:
             kinds,
             {h: c.classes for h, c in p.heads.items()},
         ),
+        features=p.meta.get("features"),
     )
     paths = RunPaths(run_dir)
-    save_predictions(paths.predictions, p.splits, evaluated, kinds)
+    inputs = [h for h, k in kinds.items() if HEAD_KINDS.get(k).target_is_input]
+    corrupted = {
+        s: {h: {"corrupted": x.inputs.numpy()} for h in inputs}
+        for s, x in parts.items()
+        if x.inputs is not None
+    }
+    save_predictions(paths.predictions, p.splits, evaluated, kinds, extra=corrupted)
     write_json(paths.metrics, metrics.to_dict())
     if p.cfg.report.enabled:
         from smallvision.report.html import write_report
@@ -415,16 +382,7 @@ def finish(p: Prepared, trainer: Trainer, run_dir: Path) -> RunResult:
 
 
 def evaluate_split(model, split: Split, prep, kinds, cfg) -> tuple[dict, dict]:
-    """(y_true, outputs) of one split, from the restored best weights."""
-    raw = predict(model, split.images, prep, list(kinds), cfg.train.eval_batch_size)
+    """(y_true, outputs) of one split, from the restored best weights (its corrupted inputs when set)."""
+    raw = predict_split(model, split, prep, list(kinds), cfg.train.eval_batch_size)
     outputs = to_outputs(raw, kinds)
     return {h: numpy_target(split, h, prep) for h in kinds}, outputs
-
-
-def class_names(data: ImageSet, head: str, cfg: HeadConfig) -> list[str] | None:
-    if not HEAD_KINDS.get(cfg.kind).needs_classes:
-        return None
-    info = data.info.get(cfg.target or head)
-    if info and info.classes and len(info.classes) == cfg.classes:
-        return list(info.classes)
-    return [str(i) for i in range(cfg.classes or 0)]

@@ -14,10 +14,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -27,13 +26,14 @@ from smallvision.data.augment.pipeline import IDENTITY, Pipeline
 from smallvision.data.normalize import Normalizer
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import compute_metrics, higher_is_better, scalar_metrics
-from smallvision.evaluate.predict import predict, to_outputs
+from smallvision.evaluate.predict import to_outputs
 from smallvision.registry import HEAD_KINDS
 from smallvision.train.checkpoint import load_model_state
 from smallvision.train.early_stopping import BestEpoch
 from smallvision.train.ema import EMA
+from smallvision.train.evaluation import Split, evaluation_split, numpy_target, predict_split
 from smallvision.train.events import BatchInfo, Callback, EpochRecord, Hooks
-from smallvision.train.inputs import InputPrep
+from smallvision.train.inputs import InputPrep, corrupts_evaluation
 from smallvision.train.losses import build_losses
 from smallvision.train.optim import build_optimizer, load_optimizer_state
 from smallvision.train.rng import rng_state, seed_everything, set_rng_state
@@ -45,17 +45,6 @@ from smallvision.train.weighting import LossWeighting
 STATE_FORMAT = 2
 STATE_KEYS = ("format", "model", "optimizer", "scheduler", "weighting", "epoch", "step", "history",
               "early_stopping", "rng")  # fmt: skip
-
-
-@dataclass
-class Split:
-    """One split in memory: stored images and the target of each head (by head name)."""
-
-    images: torch.Tensor  # (N, C, H, W) uint8 or float
-    targets: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.images)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -110,9 +99,10 @@ class Trainer:
         self.device = next(model.parameters()).device  # the run moved the model to train.device
         self.normalizer, self.augment = normalizer, augment
         self.clean_aug, self.corrupt_aug = augment.split()
-        self.input_prep = InputPrep(normalizer, augment)
         self.hooks = Hooks(callbacks)
         self.kinds = {h: c.kind for h, c in self.heads.items()}
+        # evaluation inputs: an autoencoder's corrupted like its training batches (fixed seed)
+        self.input_prep = InputPrep(normalizer, augment, corrupts_evaluation(self.kinds.values()))
         # heads (reconstruction) whose target is the clean input batch
         self.input_targets = [h for h, c in self.heads.items() if HEAD_KINDS.get(c.kind).target_is_input]
         self.mix_spec = {h: (c.kind, c.classes) for h, c in self.heads.items()}
@@ -220,6 +210,8 @@ class Trainer:
         self.setup(train)
         if state is not None:
             self.load_state_dict(state)
+        if val is not None:  # corrupted once (a denoising / masked autoencoder), the same every epoch
+            val = evaluation_split(val, self.input_prep)
         fit_start, elapsed_before = time.perf_counter(), self.elapsed
         for fn in self.hooks.by_event["before_fit"]:
             fn(self)
@@ -350,13 +342,15 @@ class Trainer:
     @torch.no_grad()
     def validate(self, val: Split) -> dict[str, float]:
         """Losses and metrics on ``val`` (``loss``, ``<head>/loss``, ``<head>/accuracy`` ...): the same
-        code the final evaluation uses."""
+        code the final evaluation uses (:mod:`smallvision.train.evaluation`)."""
+        val = evaluation_split(val, self.input_prep)
         with self.evaluated():
-            raw = predict(self.model, val.images, self.input_prep, list(self.heads), self.cfg.eval_batch_size)
+            raw = predict_split(self.model, val, self.input_prep, list(self.heads), self.cfg.eval_batch_size)
         # true values once: a reconstruction target (the prepared val set) is not rebuilt per use
         y_true = {h: numpy_target(val, h, self.input_prep) for h in self.heads}
         head_losses = {
-            h: self.loss_fns[h](torch.from_numpy(raw[h]), torch.from_numpy(y_true[h])) for h in self.heads
+            h: self.loss_fns[h](torch.from_numpy(raw[h]), torch.from_numpy(y_true[h]), val.mask)
+            for h in self.heads
         }
         self._check_finite(head_losses, "validation")
         total, terms = self.weighting(head_losses)
@@ -388,10 +382,3 @@ class Trainer:
         """Load the weights of the best epoch (the final evaluation uses these)."""
         if self.best.weights is not None:
             self.model.load_state_dict(self.best.weights)
-
-
-def numpy_target(split: Split, head: str, prep: InputPrep | Normalizer) -> np.ndarray:
-    """A head's true values on ``split`` as numpy; reconstruction: the prepared (standardised) input."""
-    if head in split.targets:
-        return split.targets[head].numpy()
-    return prep(split.images[:]).numpy()  # [:]: a memory-mapped split is read here, a tensor is viewed
