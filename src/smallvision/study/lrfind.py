@@ -43,6 +43,10 @@ def lr_find(
     if steps < 5:
         raise UserError(f"lr-find: --steps {steps}: expected at least 5 steps")
     cfg = resolve_config(config, overrides)
+    if cfg.features is not None and cfg.features.head != "mlp":
+        raise UserError(
+            f"lr-find: features.head {cfg.features.head} is fitted by scikit-learn, without a learning rate"
+        )
     check_output_dir(cfg.output_dir)  # before the sweep, not after it
     train_cfg = cfg.train.model_copy(
         update={
