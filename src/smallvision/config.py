@@ -220,6 +220,9 @@ class TrainConfig(Strict):
 
 class ReportConfig(Strict):
     enabled: bool = True
+    # the stage whose feature maps "looking inside" shows (default: the middle one with maps)
+    feature_stage: str | None = None
+    top_losses: int = Field(12, ge=1, le=64)  # worst mistakes shown per head
 
 
 class EvalSetConfig(Strict):

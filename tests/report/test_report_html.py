@@ -126,7 +126,8 @@ def test_reconstruction_head_and_heads_inferred_without_metrics(tmp_path):
     html = render_report(tmp_path)
     assert 'Head <code>ae</code> <span class="muted">(reconstruction)</span>' in html
     assert "test originals and reconstructions" in html
-    assert len(_images(html)) == 2
+    assert "ae: worst mistakes" in html  # the worst reconstructions, from the predictions alone
+    assert len(_images(html)) == 3
 
 
 def test_rewriting_replaces_the_report(make_run):

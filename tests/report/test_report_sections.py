@@ -134,7 +134,6 @@ def test_every_head_figure_draws_a_png(fixed):
         head_figures.qq_plot(r),
         head_figures.residuals_vs_predicted(r + 1, r),
         head_figures.image_grid({"original": images, "reconstructed": images * 0.5}),
-        head_figures.labelled_images(images, [f"true a\npred b {i}" for i in range(6)]),
     ]
     assert all(p.startswith(PNG) and len(p) > 1000 for p in pngs)
     assert head_figures.image_grid({"x": np.zeros((2, 5))}) is None  # not images

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 # HeadConfig keys that fit every kind
 COMMON_OPTIONS = ("kind", "target", "loss", "weight")
+# a saved probability of 0 (float32 underflow) costs -log(1e-12) = 27.6, not infinity
+PROB_FLOOR = 1e-12
 
 
 @dataclass
@@ -54,6 +56,7 @@ class HeadKind(abc.ABC):
         likelihood_scale: uncertainty weighting's factor (Kendall et al.: 1 for softmax
             likelihoods, 1/2 for Gaussian ones).
         ensemble_method: how an ensemble combines the members' saved outputs (their mean).
+        sample_loss: what :meth:`sample_losses` computes, in words (the worst-mistakes caption).
     """
 
     name: ClassVar[str]
@@ -65,6 +68,7 @@ class HeadKind(abc.ABC):
     needs_classes: ClassVar[bool] = False
     likelihood_scale: ClassVar[float] = 0.5
     ensemble_method: ClassVar[str] = "mean"
+    sample_loss: ClassVar[str] = "mean squared error"
 
     @property
     def default_loss(self) -> str:
@@ -151,8 +155,35 @@ class HeadKind(abc.ABC):
         metrics = self.metrics(arrays["y_true"], arrays[self.npz_field], normalization)
         return Rescored({k: v for k, v in metrics.items() if isinstance(v, int | float)})
 
+    def sample_losses(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(N,) each sample's loss from one split's saved arrays; the worst mistakes are the largest.
+
+        Default: the mean squared error over the sample's outputs.
+        """
+        t, p = _flat(arrays["y_true"]), _flat(arrays[self.npz_field])
+        return ((p - t) ** 2).mean(axis=1)
+
+    def sample_fields(
+        self, arrays: Mapping[str, np.ndarray], i: int, classes: Sequence[str] | None
+    ) -> dict[str, Any]:
+        """What a worst-mistake picture says of sample ``i`` besides its loss: true and predicted values.
+
+        Default: both values when a sample has at most three outputs, else nothing.
+        """
+        t, p = _flat(arrays["y_true"][i : i + 1])[0], _flat(arrays[self.npz_field][i : i + 1])[0]
+        if len(t) > 3:
+            return {}
+        show = (lambda v: float(v[0])) if len(t) == 1 else (lambda v: [float(x) for x in v])
+        return {"true": show(t), "predicted": show(p)}
+
     @abc.abstractmethod
     def draw(
         self, report: HeadReport, arrays: Mapping[str, np.ndarray], extra: Any, classes: list[str] | None
     ) -> None:
         """Add this kind's findings, figures and tables to ``report`` (split ``report.split``)."""
+
+
+def _flat(values: np.ndarray) -> np.ndarray:
+    """(N, ...) -> (N, k) float64."""
+    a = np.asarray(values, dtype=np.float64)
+    return a.reshape(len(a), -1)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from smallvision.errors import UserError
-from smallvision.heads.base import HeadKind, Rescored
+from smallvision.heads.base import PROB_FLOOR, HeadKind, Rescored
 from smallvision.registry import HEAD_KINDS
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ class Classification(HeadKind):
     headline = ("accuracy", "macro_f1")
     npz_field = "prob"
     needs_classes = True
+    sample_loss = "negative log-probability of the true class"
     likelihood_scale = 1.0
     ensemble_method = "mean of probabilities (soft voting)"
 
@@ -87,6 +88,20 @@ class Classification(HeadKind):
 
         scores = classification_scores(arrays["y_true"], arrays["prob"])
         return Rescored(scores.metrics, scores.bounds, scores)
+
+    def sample_losses(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The negative log-probability of the true class (cross-entropy without label smoothing)."""
+        prob = np.asarray(arrays["prob"], dtype=np.float64)
+        y = np.asarray(arrays["y_true"], dtype=np.int64)
+        return -np.log(np.clip(prob[np.arange(len(y)), y], PROB_FLOOR, None))
+
+    def sample_fields(
+        self, arrays: Mapping[str, np.ndarray], i: int, classes: Sequence[str] | None
+    ) -> dict[str, Any]:
+        prob = np.asarray(arrays["prob"][i], dtype=np.float64)
+        y, pred = int(arrays["y_true"][i]), int(prob.argmax())
+        names = list(classes) if classes and len(classes) == len(prob) else [str(c) for c in range(len(prob))]
+        return {"true": names[y], "predicted": names[pred], "p(predicted)": prob[pred], "p(true)": prob[y]}
 
     def draw(
         self, report: HeadReport, arrays: Mapping[str, np.ndarray], extra: Any, classes: list[str] | None

@@ -13,7 +13,7 @@ import numpy as np
 
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import metric
-from smallvision.heads.base import HeadKind
+from smallvision.heads.base import PROB_FLOOR, HeadKind
 from smallvision.registry import HEAD_KINDS
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ class MultiLabel(HeadKind):
     headline = ("label_accuracy", "macro_f1")
     npz_field = "prob"
     needs_classes = True
+    sample_loss = "binary cross-entropy (mean over the labels)"
     likelihood_scale = 1.0  # a Bernoulli likelihood per label, like softmax's
     ensemble_method = "mean of probabilities"
 
@@ -131,6 +132,22 @@ class MultiLabel(HeadKind):
             and np.shape(prob) == np.shape(y_true)
         )
         return "label_accuracy" in reported or same
+
+    def sample_losses(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Binary cross-entropy averaged over the labels."""
+        t = np.asarray(arrays["y_true"], dtype=np.float64)
+        p = np.clip(np.asarray(arrays["prob"], dtype=np.float64), PROB_FLOOR, 1 - PROB_FLOOR)
+        return -(t * np.log(p) + (1 - t) * np.log(1 - p)).mean(axis=1)
+
+    def sample_fields(
+        self, arrays: Mapping[str, np.ndarray], i: int, classes: Sequence[str] | None
+    ) -> dict[str, Any]:
+        t, p = _decisions(arrays["y_true"][i : i + 1], arrays["prob"][i : i + 1])
+        names = (
+            list(classes) if classes and len(classes) == t.shape[1] else [str(c) for c in range(t.shape[1])]
+        )
+        said = lambda on: ", ".join(n for n, yes in zip(names, on, strict=True) if yes) or "none"  # noqa: E731
+        return {"true": said(t[0]), "predicted": said(p[0])}
 
     def draw(
         self, report: HeadReport, arrays: Mapping[str, np.ndarray], extra: Any, classes: list[str] | None

@@ -131,50 +131,16 @@ def image_grid(
     scale, so an original and its reconstruction compare fairly. ``titles`` label the columns.
     """
     from smallvision.report.figures import _as_images
+    from smallvision.report.image_figures import mosaic, rgb
 
     named = {k: _as_images(v[:cols]) for k, v in rows.items()}
     if not named or any(v is None or not len(v) for v in named.values()):
         return None
     count = min(len(v) for v in named.values())
-    with _style():
-        fig = _figure(1.25 * count, 1.35 * len(named) + (0.3 if titles else 0))
-        axes = fig.subplots(len(named), count, squeeze=False)
-        for j in range(count):
-            column = np.stack([v[j] for v in named.values()])
-            lo, hi = float(np.nanmin(column)), float(np.nanmax(column))
-            scaled = (column - lo) / (hi - lo) if hi > lo else np.zeros_like(column)
-            for i, label in enumerate(named):
-                ax = axes[i, j]
-                ax.imshow(np.clip(scaled[i], 0, 1), cmap="gray", vmin=0, vmax=1)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if j == 0:
-                    ax.set_ylabel(label, fontsize=7)
-                if i == 0 and titles:
-                    ax.set_title(str(titles[j]), fontsize=6)
-        return _png(fig)
-
-
-def labelled_images(images: np.ndarray, labels: Sequence[str], cols: int = 6) -> bytes | None:
-    """A grid of images each titled with its own (multi-line) label: worst mistakes, samples."""
-    from smallvision.report.figures import _as_images
-
-    imgs = _as_images(images)
-    if imgs is None or not len(imgs):
-        return None
-    n = len(imgs)
-    cols = min(cols, n)
-    nrows = -(-n // cols)
-    lines = max(str(t).count("\n") + 1 for t in labels)
-    with _style():
-        fig = _figure(1.55 * cols, (1.35 + 0.13 * lines) * nrows)
-        axes = fig.subplots(nrows, cols, squeeze=False)
-        for ax in axes.ravel():
-            ax.set_axis_off()
-        for i in range(n):
-            ax = axes[i // cols, i % cols]
-            img = imgs[i]
-            lo, hi = float(np.nanmin(img)), float(np.nanmax(img))
-            ax.imshow(np.clip((img - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(img), cmap="gray")
-            ax.set_title(str(labels[i]), fontsize=6)
-        return _png(fig)
+    grid: list[list[np.ndarray]] = [[] for _ in named]
+    for j in range(count):
+        column = np.stack([v[j] for v in named.values()])
+        vrange = (float(np.nanmin(column)), float(np.nanmax(column)))
+        for i in range(len(named)):
+            grid[i].append(rgb(column[i], vrange))
+    return mosaic(grid, row_labels=list(named), col_titles=list(titles[:count]) if titles else None)

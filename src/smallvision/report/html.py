@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from smallvision.config import ReportConfig
 from smallvision.errors import UserError
-from smallvision.report import figures
+from smallvision.report import data_card, eval_sets, figures, inside, mistakes, reproducibility
 from smallvision.report.checks import Finding
 from smallvision.report.heads import HeadReport, analyse_head, head_names
 from smallvision.report.reference import baseline_items, cv_table, with_references
@@ -27,7 +28,6 @@ from smallvision.report.tables import Cell, Image, Table, format_value, kv_table
 from smallvision.rundir import DataInfo, MetricsRecord, Run, read_run
 
 TEMPLATES = Path(__file__).parent / "templates"
-_ENV_KEYS = ("python", "platform", "git_commit", "seed", "data_fingerprint", "threads", "started", "command")
 
 
 @functools.cache
@@ -48,6 +48,8 @@ def environment() -> Any:
 
 # the run files whose content the report depends on (their mtimes and sizes key the findings cache)
 _INPUTS = ("config", "env", "metrics", "history", "predictions")
+# optional files the report also reads (older runs, baselines and ensembles lack them)
+_OPTIONAL = ("data_card", "test_images", "best")
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ _FINDINGS: dict[Path, tuple[tuple, list[Finding]]] = {}
 
 def _signature(run: Run) -> tuple:
     stamps = []
-    for name in _INPUTS:
+    for name in _INPUTS + _OPTIONAL:
         path = getattr(run.paths, name)
         try:
             st = path.stat()
@@ -157,25 +159,50 @@ def report_findings(run_dir: str | Path) -> list[Finding]:
 def _context(run: Run) -> dict[str, Any]:
     # an empty record when metrics.json is missing or unreadable: the page shows what else exists
     metrics = run.metrics or MetricsRecord("completed")
+    cfg = run.config.report if run.config is not None else ReportConfig()
     heads = [analyse_head(run, h) for h in head_names(run)]
+    kinds = [(h.name, h.kind) for h in heads]
+    card, card_findings, card_note = data_card.section(run)
+    evals, eval_findings = eval_sets.section(run, kinds)
+    worst, worst_note = mistakes.section(run, kinds, cfg.top_losses)
+    inner, inner_note = _inside(run, cfg.feature_stage)
+    findings = _run_findings(run, heads) + [f for h in heads for f in h.findings]
     return {
         "title": run.name,
         "run_dir": str(run.dir),
         "status": run.status,
         "error": metrics.error,
-        "findings": _run_findings(run, heads) + [f for h in heads for f in h.findings],
+        "findings": findings + card_findings + eval_findings,
         "summary": _summary(run),
         "test_table": _split_table(metrics, heads, "test"),
         "val_table": _split_table(metrics, heads, "val"),
         "cv_table": cv_table(metrics),
+        "eval_block": evals,
         "curves": _curves(run),
+        "card": card,
+        "card_note": card_note,
         "heads": heads,
+        "mistakes": worst,
+        "mistakes_note": worst_note,
+        "inside": inner,
+        "inside_note": inner_note,
         "data_tables": _data_tables(metrics),
         "config_text": run.config_text,
-        "env_table": _env_table(run.env),
+        "env_tables": reproducibility.tables(run.env),
         "history_table": _history_table(run.history or {}, metrics.best_epoch),
         "problems": run.problems,
     }
+
+
+def _inside(run: Run, stage: str | None) -> tuple[list, str | None]:
+    """The looking-inside blocks; a note instead when the model cannot be run on its images."""
+    try:
+        return inside.section(run, stage)
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # a model that fails here fails alone
+        return (
+            [],
+            f"looking inside failed ({type(exc).__name__}: {exc}); the rest of the report is unaffected.",
+        )
 
 
 def _run_findings(run: Run, heads: list[HeadReport]) -> list[Finding]:
@@ -255,18 +282,6 @@ def _data_items(data: DataInfo) -> dict[str, Any]:
     items |= {k: v for k, v in (("split", data.split), ("reader", data.reader)) if v}
     items |= {f"normalization {k}": v for k, v in data.normalization.items()}
     return {k: v for k, v in items.items() if v is not None}
-
-
-def _env_table(env: dict[str, Any] | None) -> Table | None:
-    if env is None:
-        return None
-    # shown as written (a timestamp or a commit is not a number to round)
-    items = {k: str(env[k]) for k in _ENV_KEYS if k in env}
-    items.update({k: str(v) for k, v in env.items() if k not in _ENV_KEYS and k != "packages"})
-    packages = env.get("packages")
-    if isinstance(packages, dict):
-        items.update({f"package {name}": version for name, version in sorted(packages.items())})
-    return kv_table(items, "environment")
 
 
 def _history_table(history: dict[str, np.ndarray], best_epoch: Any) -> Table | None:

@@ -47,6 +47,21 @@ class Image:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
 
+@dataclass
+class Block:
+    """One titled part of a report section: notes, figures, tables, and folded tables.
+
+    The ``block`` template macro renders it; the data card, worst mistakes, looking inside and
+    evaluation sets sections are lists of blocks.
+    """
+
+    title: str
+    notes: list[str] = field(default_factory=list)
+    images: list[Image] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    details: list[Table] = field(default_factory=list)
+
+
 def format_value(value: Any, digits: int = 4) -> str:
     """Numbers for reading: floats to ``digits`` decimals, ints with thousands separators."""
     if value is None:

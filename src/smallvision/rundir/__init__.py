@@ -9,6 +9,13 @@ One home for every file a run writes (see :mod:`smallvision.rundir.layout` for t
 Imports nothing heavy (no torch), so the report and the study runner can read many directories.
 """
 
+from smallvision.rundir.arrays import (
+    StoredTestImages,
+    load_test_images,
+    read_npz,
+    save_test_images,
+    write_npz,
+)
 from smallvision.rundir.layout import RunPaths, environment, new_run_dir, write_json
 from smallvision.rundir.predictions import (
     Predictions,
@@ -31,6 +38,7 @@ from smallvision.rundir.run import History, Run, load_run, read_run
 
 __all__ = [
     "SCHEMA_VERSION",
+    "StoredTestImages",
     "DataInfo",
     "Failure",
     "Gain",
@@ -44,11 +52,15 @@ __all__ = [
     "environment",
     "load_predictions",
     "load_run",
+    "load_test_images",
     "new_run_dir",
     "npz_key",
     "output_field",
     "parse_key",
+    "read_npz",
     "read_run",
     "save_predictions",
+    "save_test_images",
     "write_json",
+    "write_npz",
 ]

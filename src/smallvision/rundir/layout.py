@@ -4,6 +4,7 @@ A run directory is created once and never reused, so an earlier run is never ove
 
     <output_dir>/<name>-<YYYYmmdd-HHMMSS>/      one run
         config.yaml  env.json  history.csv  metrics.json  predictions.npz  report.html
+        data_card.npz  test_images.npz
         checkpoints/best.pt  checkpoints/last.pt
         features/<key>.npz                      a feature cache, when later runs use it as an encoder
     <output_dir>/<name>-<stamp>/                a seed group (``seeds: [...]``)
@@ -66,6 +67,16 @@ class RunPaths:
     @property
     def predictions(self) -> Path:
         return self.dir / "predictions.npz"
+
+    @property
+    def data_card(self) -> Path:
+        """What the report's data card shows (see :mod:`smallvision.rundir.arrays`)."""
+        return self.dir / "data_card.npz"
+
+    @property
+    def test_images(self) -> Path:
+        """The stored test images, in the order of ``predictions.npz``'s ``test/index``."""
+        return self.dir / "test_images.npz"
 
     @property
     def checkpoints(self) -> Path:
@@ -163,6 +174,8 @@ def environment(seed: int, fingerprint: str, threads: int) -> dict[str, Any]:
         "threads": threads,
         "started": datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
+        "argv": list(sys.argv),  # exactly, for arguments with spaces (the report shell-quotes them)
+        "cwd": os.getcwd(),  # a relative config path in the command is relative to this
     }
 
 

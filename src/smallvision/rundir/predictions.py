@@ -10,7 +10,6 @@ a head name may contain ``/``. :func:`parse_key` is the only reader of these key
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from smallvision.errors import UserError
+from smallvision.rundir.arrays import read_npz, write_npz
 
 INDEX = "index"
 Y_TRUE = "y_true"
@@ -142,9 +142,7 @@ def save_predictions(
         extra: split -> head -> field -> array saved beside them (``corrupted`` model inputs).
     """
     predictions = build_predictions(index, evaluated, kinds, extra)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **predictions.to_arrays())
-    tmp.replace(path)
+    write_npz(path, predictions.to_arrays())
     return predictions
 
 
@@ -156,10 +154,4 @@ def load_predictions(path: Path) -> Predictions:
     """
     if not path.is_file():
         raise UserError(f"{path} not found (has the run finished its evaluation?)")
-    try:
-        # allow_pickle=False: a run directory may come from elsewhere; never execute its contents
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{path} could not be read ({exc})") from None
-    return Predictions.from_arrays(arrays)
+    return Predictions.from_arrays(read_npz(path))  # no pickle: never execute a directory's contents

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +25,7 @@ import yaml
 
 from smallvision.config import RunConfig, load_config
 from smallvision.errors import UserError
+from smallvision.rundir.arrays import StoredTestImages, load_test_images, read_npz
 from smallvision.rundir.layout import RunPaths
 from smallvision.rundir.predictions import Predictions, load_predictions
 from smallvision.rundir.record import MetricsRecord
@@ -130,6 +132,28 @@ class Run:
         for key in predictions.ignored:
             self.problems.append(f"predictions.npz: key {key!r} is not <split>/<head>/<field>; ignored")
         return predictions
+
+    @cached_property
+    def data_card(self) -> dict[str, np.ndarray] | None:
+        """``data_card.npz``: key -> array (:mod:`smallvision.rundir.arrays`); None when absent.
+
+        Absent is not a problem (runs from before it existed, baselines, ensembles); unreadable is.
+        """
+        return self._optional(self.paths.data_card, read_npz)
+
+    @cached_property
+    def test_images(self) -> StoredTestImages | None:
+        """``test_images.npz``: the stored test images in ``test/index`` order; None when absent."""
+        return self._optional(self.paths.test_images, load_test_images)
+
+    def _optional(self, path: Path, read: Callable[[Path], Any]) -> Any:
+        if not path.is_file():
+            return None
+        try:
+            return read(path)
+        except UserError as exc:
+            self._fail(path, str(exc).removeprefix(f"{path} ").removeprefix(f"{path}: "))
+            return None
 
     @property
     def status(self) -> str:

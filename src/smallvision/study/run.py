@@ -45,7 +45,9 @@ from smallvision.rundir import (
     environment,
     new_run_dir,
     save_predictions,
+    save_test_images,
     write_json,
+    write_npz,
 )
 from smallvision.rundir.layout import check_output_dir
 from smallvision.study.resolve import (  # also imported from here by baselines and features mode
@@ -234,6 +236,9 @@ def _start_run_dir(p: Prepared, run_dir: Path | None, fingerprint: str) -> Path:
     if w.active:
         env["distributed"] = {"world_size": w.size, "backend": w.backend}
     write_json(paths.env, env)
+    from smallvision.study.data_card import data_card_arrays
+
+    write_npz(paths.data_card, data_card_arrays(p))  # at start: a run that fails later still has it
     return run_dir
 
 
@@ -373,6 +378,9 @@ def finish(p: Prepared, trainer: Trainer, run_dir: Path) -> RunResult:
         if x.inputs is not None
     }
     save_predictions(paths.predictions, p.splits, evaluated, kinds, extra=corrupted)
+    if "test" in evaluated:  # the images of the worst mistakes and of the looking-inside figures
+        test = take_rows(p.data.images, p.splits["test"])  # the images (a features run's inputs are not)
+        save_test_images(paths.test_images, p.splits["test"], test[:].numpy())
     write_json(paths.metrics, metrics.to_dict())
     if p.cfg.report.enabled:
         from smallvision.report.html import write_report
