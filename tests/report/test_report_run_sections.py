@@ -238,3 +238,34 @@ def test_dual_stream_report_has_spectra_streams_and_every_heads_mistakes(dual):
         assert f"<h3>Head {head}</h3>" in mistakes and f"{head}: worst mistakes" in mistakes
     card = _section(html, "data-card")
     assert "Counts per class: head A" in card and "Counts per class: head B" in card
+
+
+def test_features_mode_run_has_an_image_data_card_and_looks_inside_its_encoder(tmp_path):
+    base = {
+        "seed": 3,
+        "output_dir": str(tmp_path / "runs"),
+        "data": {"source": "builtin:digits"},
+        "train": {"epochs": 1, "progress": False},
+        "report": {"enabled": False},
+    }
+    autoencoder = smallvision.run(
+        base
+        | {
+            "name": "ae",
+            "model": {"name": "autoencoder_conv", "params": {}},
+            "heads": {"image": {"kind": "reconstruction"}},
+        }
+    )
+    run = smallvision.run(
+        base | {"name": "mlp", "model": {"init": str(autoencoder.dir)}, "features": {"hidden": [16]}}
+    )
+    card = read_run(run.dir).data_card
+    assert (
+        card["samples"].shape[1:] == (1, 8, 8) and card["samples"].dtype == np.uint8
+    )  # images, not features
+    np.testing.assert_allclose(card["norm_mean"], autoencoder.metrics.data.normalization["mean"])
+    stored = read_run(run.dir).test_images
+    assert stored.images.shape[1:] == (1, 8, 8)
+    html = render_report(run.dir)
+    assert "label: worst mistakes" in _section(html, "mistakes")
+    assert "feature maps of" in _section(html, "inside") and "saliency maps" in html
