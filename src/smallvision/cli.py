@@ -171,12 +171,39 @@ def _print_warnings(run_dir: Path, indent: str = "") -> None:
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
-    """Rebuild a run's report.html from its directory alone; print its headline and warnings.
+def report(
+    directory: Annotated[Path, typer.Argument(help="a run, seed-group or study directory")],
+) -> None:
+    """Rebuild the report.html of a run, a seed group or a study from its directory alone.
 
-    Missing, half-written or corrupt files are listed (the rest is rendered) and the command still
-    succeeds; a directory that is no run directory is an error (exit code 2).
+    The kind is told from the directory (a study: study.yaml or results.csv beside runs/; a seed
+    group: seeds in config.yaml, seed-*/ or ensemble/). Missing, half-written or corrupt files are
+    listed (the rest is rendered) and the command still succeeds; a directory that is none of
+    these is an error (exit code 2).
     """
+    from smallvision.report.group_page import is_group
+    from smallvision.report.study_data import is_study
+
+    if directory.is_dir() and is_study(directory):
+        from smallvision.report.study_page import build_study_report
+
+        built = build_study_report(directory)
+        typer.echo(f"study report: {built.path}  ({built.size / 1e6:.2f} MB, {built.seconds:.1f} s)")
+        for line in built.verdicts:
+            typer.echo(f"  {line}")
+    elif directory.is_dir() and is_group(directory):
+        from smallvision.report.group_page import build_group_report
+
+        built = build_group_report(directory)
+        typer.echo(f"group report: {built.path}  ({built.size / 1e6:.2f} MB, {built.seconds:.1f} s)")
+    else:
+        _report_run(directory)
+        return
+    for problem in built.problems:
+        typer.echo(f"warning: {problem}")
+
+
+def _report_run(run_dir: Path) -> None:
     from smallvision.report.html import build_report
     from smallvision.rundir import read_run
 
@@ -423,6 +450,8 @@ def _study_done(result) -> None:
     """The study directory and its failed cells; exit 1 unless every cell completed."""
     done = sum(c.state == "done" for c in result.cells)
     typer.echo(f"study directory: {result.dir}  ({done}/{len(result.cells)} cells completed)")
+    if (result.dir / "report.html").is_file():
+        typer.echo(f"study report: {result.dir / 'report.html'}")
     for c in result.failed:
         typer.echo(f"failed: {c.name}", err=True)
     for c in result.unfinished:

@@ -273,9 +273,10 @@ def run_baseline(cfg: RunConfig, baseline: str, run_dir: Path | None = None) -> 
 
 def fit_and_write(d, baseline: str, run_dir: Path, x_train: np.ndarray, y_train: dict) -> BaselineResult:
     """Fit and cross-validate each head, evaluate every non-empty split, write the files."""
+    from smallvision.data.mapped import take_rows
     from smallvision.evaluate.metrics import compute_metrics
     from smallvision.evaluate.reference import run_references
-    from smallvision.rundir import RunPaths, save_predictions, write_json
+    from smallvision.rundir import RunPaths, save_predictions, save_test_images, write_json
 
     cfg, kinds = d.cfg, {h: c.kind for h, c in d.heads.items()}
     classes = {h: c.classes for h, c in d.heads.items()}
@@ -301,6 +302,10 @@ def fit_and_write(d, baseline: str, run_dir: Path, x_train: np.ndarray, y_train:
     )  # fmt: skip
     paths = RunPaths(run_dir)
     save_predictions(paths.predictions, d.splits, evaluated, kinds)
+    if "test" in d.splits:
+        # as a network run saves them: the study report's disagreement pictures may show a baseline
+        test = take_rows(d.data.images, d.splits["test"])
+        save_test_images(paths.test_images, d.splits["test"], np.asarray(test[:]))
     write_json(paths.metrics, record.to_dict())
     if cfg.report.enabled:
         from smallvision.report.html import write_report

@@ -39,10 +39,14 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-def _num(x: float | None, spec: str = ".4g") -> str:
+def format_number(x: float | None, spec: str = ".4g") -> str:
+    """A number as every comparison output writes it (``–`` for None, NaN and infinity)."""
     if x is None or not math.isfinite(x):
         return "–"
     return format(x, spec)
+
+
+_num = format_number
 
 
 def describe_test(test: str, n_seeds: int, n_images: int | None) -> str:

@@ -127,6 +127,14 @@ def build_report(run_dir: str | Path) -> BuiltReport:
     context = _context(run)
     text = environment().get_template("run.html").render(**context)
     target = run.paths.report
+    write_page(target, text)
+    _FINDINGS[run.dir.resolve()] = (signature, context["findings"])
+    size = len(text.encode("utf-8"))
+    return BuiltReport(target, context["findings"], list(run.problems), time.perf_counter() - start, size)
+
+
+def write_page(target: Path, text: str) -> None:
+    """Write a page atomically: a reader never sees half of it (shared with the study and group pages)."""
     # a unique name beside the target (not mkstemp, which would make the report owner-only)
     tmp = target.with_name(f".report-{os.getpid()}-{secrets.token_hex(4)}.html.tmp")
     try:
@@ -136,9 +144,6 @@ def build_report(run_dir: str | Path) -> BuiltReport:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _FINDINGS[run.dir.resolve()] = (signature, context["findings"])
-    size = len(text.encode("utf-8"))
-    return BuiltReport(target, context["findings"], list(run.problems), time.perf_counter() - start, size)
 
 
 def write_report(run_dir: str | Path) -> Path:

@@ -165,11 +165,24 @@ def compare_dirs(dirs: list[Path], metric: str | None = None) -> Comparison:
     """
     variants = collect_variants(dirs)
     metric = metric or default_metric(variants[0].runs[0])
+    return compare(variant_results(variants, metric), metric, higher_is_better(metric))
+
+
+def variant_results(variants: list[Variant], metric: str) -> list[VariantResult]:
+    """The VariantResult of each variant (values, per-image scores), all tested on the same images.
+
+    The one way a study's summary, its report and ``compare`` turn runs into the inputs of
+    :func:`smallvision.evaluate.compare.compare`.
+
+    Raises:
+        UserError: a run without the metric or its test predictions, or two runs tested on
+            different test images.
+    """
     results, reference = [], None
     for variant in variants:
         result, reference = variant_result(variant, metric, reference)
         results.append(result)
-    return compare(results, metric, higher_is_better(metric))
+    return results
 
 
 def comparison_table(c: Comparison):

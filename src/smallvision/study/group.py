@@ -3,7 +3,7 @@
 Layout (see :class:`smallvision.rundir.RunPaths`): ``<output_dir>/<name>-<stamp>/`` holds the
 group's ``config.yaml`` and ``metrics.json`` (kind ``group``: status and members), one run
 directory per seed (``seed-42/`` ...) and ``ensemble/`` with ``metrics.json`` (kind
-``ensemble``) and ``predictions.npz``.
+``ensemble``) and ``predictions.npz``, and ``report.html``, the group page.
 """
 
 from __future__ import annotations
@@ -74,11 +74,16 @@ def _new_group_dir(cfg: RunConfig) -> Path:
 
 
 def finish_group(parent: Path, members: list[RunResult], cfg: RunConfig) -> GroupResult:
-    """The ensemble of finished members, and the group's own ``metrics.json`` (kind ``group``).
+    """The ensemble of finished members, the group's own ``metrics.json`` (kind ``group``) and,
+    unless ``report.enabled`` is false, its ``report.html`` (:mod:`smallvision.report.group_page`).
 
     Under torchrun rank 0 computes and writes them, and the other ranks get its ensemble record.
     """
     ensemble = distributed.from_rank0(lambda: _write_ensemble(parent, members))
+    if cfg.report.enabled and distributed.world().is_main:
+        from smallvision.report.group_page import build_group_report
+
+        build_group_report(parent)
     return GroupResult(parent, members, ensemble, cfg)
 
 

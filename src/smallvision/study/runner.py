@@ -8,7 +8,8 @@ several machines (``study work DIR --worker-id ID``):
   the command-line overrides, ``study.resolved.yaml`` the cells with their ids;
 - ``runs/<cell_id>/`` one run directory per cell; ``claims/`` the workers' claims (``study.claims``);
 - ``search/<step>/`` a step's Optuna search: trial runs, ``trials.csv``, ``best.json`` (``study.search``);
-- ``selections.json``, ``results.csv``, ``summary.md`` (``study.results``).
+- ``selections.json``, ``results.csv``, ``summary.md`` (``study.results``);
+- ``report.html`` the study report (``report.study_page``), unless the base sets ``report.enabled: false``.
 """
 
 from __future__ import annotations
@@ -187,8 +188,27 @@ def execute(
         plan = _run_workers(spec, study_dir, workers, threads, stale_after, storage)
     finally:
         display.stop()
-    write_all(spec, study_dir, plan)
+    finish_files(spec, study_dir, plan)
     return StudyResult(study_dir, plan)
+
+
+def finish_files(spec: StudySpec, study_dir: Path, plan: list[PlannedCell]) -> None:
+    """The result files, then the study report (``report.html``) unless the base's
+    ``report.enabled`` is false. The results are written first and kept: a report that fails
+    is a warning naming the command that rebuilds it, not a lost study."""
+    write_all(spec, study_dir, plan)
+    if not (spec.base.get("report") or {}).get("enabled", True):
+        return
+    from smallvision.report.study_page import build_study_report
+
+    try:
+        build_study_report(study_dir)
+    except Exception as exc:  # hours of training must not end in a traceback
+        print(
+            f"warning: the study report failed ({type(exc).__name__}: {exc}); "
+            f"rebuild it with: smallvision report {study_dir}",
+            file=sys.stderr,
+        )
 
 
 def _run_workers(
@@ -245,5 +265,5 @@ def work(
     check_storage(storage)
     plan = Worker(spec, study_dir, worker_id, threads, stale_after, parent, storage).run()
     if parent is None:
-        write_all(spec, study_dir, plan)
+        finish_files(spec, study_dir, plan)
     return StudyResult(study_dir, plan)

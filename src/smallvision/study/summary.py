@@ -1,9 +1,9 @@
 """``summary.md``: per step, the cells grouped by everything but the seed, with their statistics.
 
-Each group's mean ± std over seeds of ``val/loss`` and of each head's headline test metric; where
-``smallvision.evaluate.compare`` is available and a step has two groups or more, its comparison
-(ranked table, significance after correction, verdict) of each headline metric follows, with
-per-image correctness from ``predictions.npz`` for classification heads (McNemar, bootstrap).
+Each group's mean ± std over seeds of ``val/loss`` and of each head's headline test metric; where a
+step has two groups or more, its comparison (``smallvision.evaluate.compare``: ranked table,
+significance after correction, verdict) of each headline metric follows, with per-image scores
+from ``predictions.npz`` (correctness for accuracy: McNemar; errors for MAE / MSE: bootstrap).
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-import numpy as np
-
 from smallvision.errors import UserError
+from smallvision.evaluate.compare import compare
 from smallvision.evaluate.metrics import higher_is_better
 from smallvision.registry import HEAD_KINDS
+from smallvision.rundir import load_run
+from smallvision.study.compare_runs import Variant, variant_results
 from smallvision.study.spec import StudySpec
 from smallvision.study.worker import PlannedCell
 
@@ -61,43 +62,21 @@ def _mean_std(values: list[float]) -> str:
 
 
 def comparison_markdown(study_dir: Path, groups: dict, metric: str) -> str | None:
-    """The statistics of one metric across a step's groups, or None (one group, or no compare module)."""
-    try:
-        from smallvision.evaluate.compare import VariantResult, compare
-    except ImportError:
-        return None
+    """The statistics of one metric across a step's groups, or None (fewer than two groups ran).
+
+    The runs become variants the way ``smallvision compare`` and the study report make them
+    (:func:`smallvision.study.compare_runs.variant_results`: per-image scores from predictions.npz),
+    so the three say the same.
+    """
     variants = []
     for name, members in groups.items():
-        done = [
-            (pc, r) for pc, r in members if r["status"] == "completed" and r.get(metric) not in (None, "")
-        ]
+        done = [pc for pc, r in members if r["status"] == "completed" and r.get(metric) not in (None, "")]
         if done:
-            seeds = [pc.cell.seed for pc, _ in done]
-            values = np.array([float(r[metric]) for _, r in done])
-            correct = _correct(study_dir, [pc for pc, _ in done], metric)
-            variants.append(VariantResult(name, seeds, values, correct=correct))
+            variants.append((name, [study_dir / "runs" / pc.key for pc in done]))
     if len(variants) < 2:
         return None
     try:
-        return compare(variants, metric, higher_is_better(metric)).to_markdown()
+        runs = [Variant(name, [load_run(d) for d in dirs]) for name, dirs in variants]
+        return compare(variant_results(runs, metric), metric, higher_is_better(metric)).to_markdown()
     except UserError as exc:  # e.g. no seed shared by all groups: say so instead of a verdict
         return f"No comparison: {exc}"
-
-
-def _correct(study_dir: Path, cells: list[PlannedCell], metric: str) -> np.ndarray | None:
-    """``(n_seeds, n_images)`` test-image correctness of a classification head, from predictions.npz."""
-    parts = metric.split("/")
-    if len(parts) != 3 or parts[2] != "accuracy":
-        return None
-    rows = []
-    for pc in cells:
-        path = study_dir / "runs" / pc.key / "predictions.npz"
-        if not path.is_file():
-            return None
-        with np.load(path) as z:
-            if f"test/{parts[1]}/prob" not in z:
-                return None
-            rows.append(z[f"test/{parts[1]}/prob"].argmax(1) == z[f"test/{parts[1]}/y_true"])
-    if len({len(r) for r in rows}) != 1:
-        return None
-    return np.stack(rows)
