@@ -7,7 +7,8 @@ Each seed is one full run of ``examples/mnist.yaml`` (report off). Accuracy is o
 on the run's own first training step (augmentation, mixing, forward, loss, backward) times the
 steps it took; the validation after each epoch is counted the same way and reported apart.
 Both are deterministic, so the accuracy and FLOP figures hold whatever the machine's load; wall
-times do not, and the load average is recorded beside them. Results: benchmarks/results/tta.json.
+times do not, and the load average is recorded beside them. Each run also keeps its per-epoch
+training loss, validation loss and accuracy (``history``). Results: benchmarks/results/tta.json.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def one_run(config: Path, seed: int, overrides: dict, tmp: str) -> dict:
     counter = CountFlops(steps_per_epoch)
     run_dir = Path(tmp) / f"seed{seed}"
     run_dir.mkdir(parents=True)
-    m = train_and_finish(p, make_trainer(p, run_dir, [counter]), run_dir).metrics
+    trainer = make_trainer(p, run_dir, [counter])
+    m = train_and_finish(p, trainer, run_dir).metrics
     wall = time.perf_counter() - start
     epochs = m.epochs_run
     print(f"seed {seed}: accuracy {m.test['label']['accuracy']}", flush=True)
@@ -104,7 +106,17 @@ def one_run(config: Path, seed: int, overrides: dict, tmp: str) -> dict:
         "train_seconds": round(m.train_seconds, 2),
         "eval_seconds": round(m.eval_seconds, 2),
         "wall_seconds": round(wall, 2),
+        "history": curve(trainer.history),
     }
+
+
+# the per-epoch figures kept of each run: how the recipe learns, for the README's reasons
+CURVE_KEYS = ("train/loss", "val/loss", "val/label/accuracy")
+
+
+def curve(history: list[dict]) -> dict[str, list[float]]:
+    """``{key: [value per epoch]}`` of :data:`CURVE_KEYS` from the trainer's history rows."""
+    return {k: [round(row[k], 4) for row in history] for k in CURVE_KEYS if history and k in history[0]}
 
 
 def counted_flops(config: Path, overrides: dict, tmp: str) -> dict:
@@ -149,6 +161,7 @@ def summarize(runs: list[dict], batch: int) -> dict:
     seconds = [r["train_seconds"] for r in runs]
     return {
         "test_accuracy_mean": round(statistics.mean(accs), 4),
+        "test_accuracy_std": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,
         "test_accuracy_min": min(accs),
         "test_accuracy_max": max(accs),
         "train_flops": train_flops,
