@@ -225,3 +225,25 @@ def test_workers_opening_one_new_store_together_all_succeed(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     with multiprocessing.get_context("spawn").Pool(3) as pool:  # as a study's worker processes
         assert pool.map(_open_store, [uri] * 3) == [1, 1, 1]  # each sees the store's Default experiment
+
+
+def test_a_features_mode_run_is_tracked_without_images(tmp_path):
+    import smallvision
+
+    common = {"seed": 3, "output_dir": str(tmp_path / "runs"), "data": {"source": "builtin:digits"},
+              "train": {"epochs": 1, "batch_size": 64, "progress": False}, "report": {"enabled": False}}  # fmt: skip
+    encoder = smallvision.run(
+        {
+            **common,
+            "model": {"name": "autoencoder_dense", "params": {"hidden": [32], "bottleneck": 16}},
+            "heads": {"image": {"kind": "reconstruction"}},
+        }  # fmt: skip
+    ).dir
+    result = smallvision.run(
+        {**common, "model": {"init": str(encoder)}, "features": {}, "track": {"tensorboard": True}}
+    )
+    acc = events(result.dir)
+    assert acc.Tags()["images"] == []  # its splits hold feature vectors, not images
+    with (result.dir / "history.csv").open(newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert math.isclose(acc.Scalars("train/loss")[0].value, float(row["train/loss"]), rel_tol=1e-6)

@@ -179,7 +179,8 @@ def make_trainer(p: Prepared, run_dir: Path, callbacks: Sequence[Callback] = ())
     Under torchrun every rank trains (:class:`DistributedTrainer`; with one process it is the plain
     Trainer) and only rank 0 has the callbacks, so only rank 0 writes.
     """
-    samples = p.split_data["train"].images[: p.cfg.track.images]  # shown by TensorBoard
+    # shown by TensorBoard; none in features mode, whose splits hold (N, F, 1, 1) feature vectors
+    samples = p.split_data["train"].images[: 0 if p.cfg.features is not None else p.cfg.track.images]
     writers = [
         HistoryCSV(RunPaths(run_dir).history),
         # before the checkpoint: an epoch logged but not saved is run again and replaces its log

@@ -40,8 +40,7 @@ class TensorBoardLogger(Tracker):
         # resumed after epoch E: drop events a killed session logged past its last checkpoint
         purge = trainer.epoch + 1 if trainer.epoch else None
         self.writer = SummaryWriter(str(self.log_dir), purge_step=purge)
-        # images only: in features mode (config features:) the splits hold feature vectors
-        if not trainer.epoch and self.samples.ndim == 4 and len(self.samples):
+        if not trainer.epoch and len(self.samples):
             self._images()
 
     def _images(self) -> None:
