@@ -1,4 +1,4 @@
-"""The reports as a reader sees them: opened in headless Chromium, not just parsed.
+"""The run, study and seed-group reports as a reader sees them: opened in headless Chromium.
 
 Each page is loaded from disk (``file://``), so it must stand alone: every section of the HTML is in
 the rendered page with a size, every image decodes (``naturalWidth > 0``), nothing is fetched from
@@ -13,6 +13,7 @@ downloads anything.
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import tempfile
 from html.parser import HTMLParser
@@ -217,3 +218,78 @@ def _tiny_png() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.full((4, 4), 128, dtype=np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+# a tiny real study: three variants (the critical-difference diagram needs three), one of them a
+# scikit-learn baseline, over two seeds
+STUDY_BASE = {
+    "name": "tiny",
+    "data": {"source": "builtin:digits", "split": {"train": 0.6, "val": 0.2, "test": 0.2}},
+    "model": {"name": "cnn_small", "params": {"channels": [8, 16], "hidden": 32}},
+    "train": {"epochs": 1, "batch_size": 64, "threads": 1, "progress": False, "optimizer": {"lr": 0.01}},
+}
+STUDY_VARIANTS = {
+    "cnn": {},
+    "fast": {"train.optimizer.lr": 0.03},
+    "logreg": {"baseline": "logistic_regression"},
+}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The study's directory, its page rebuilt once two cells have their run reports (so it links them)."""
+    from smallvision.report import html
+    from smallvision.report.study_page import build_study_report
+    from smallvision.study.runner import run_study
+
+    tmp = tmp_path_factory.mktemp("study")
+    raw = {"name": "tiny", "output_dir": str(tmp / "studies"), "base": STUDY_BASE}
+    raw |= {"variants": STUDY_VARIANTS, "seeds": [1, 2]}
+    with pytest.MonkeyPatch.context() as mp:  # run reports for two cells only, below: they are slow
+        mp.setattr(html, "write_report", lambda run_dir: None)
+        result = run_study(raw, progress=False)
+    assert not result.failed
+    for run_dir in sorted((result.dir / "runs").iterdir())[:2]:
+        html.build_report(run_dir)
+    build_study_report(result.dir)
+    return result.dir
+
+
+def _local_links(driver) -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))"
+        ".filter(h => !h.startsWith('#'))"
+    )
+
+
+def test_study_report_renders_and_its_links_open_run_reports(chrome, study, tmp_path, record_property):
+    page = study / "report.html"
+    state = check_rendered(chrome, page, tmp_path / "study-report.png", record_property)
+    titles = _section_titles(state)
+    with (study / "results.csv").open(newline="") as f:
+        steps = sorted({row["step"] for row in csv.DictReader(f)})
+    assert titles[0] == "Files and cells" and all(f"Step {s}" in titles for s in steps), titles
+    alts = [i["alt"] for i in state["images"]]
+    assert "critical-difference diagram" in alts, alts
+    links = _local_links(chrome)
+    assert len([h for h in links if h.endswith("/report.html")]) == 2, links  # the two built reports
+    for href in links:  # every link leads to a file in the study directory
+        assert (study / href).is_file(), href
+    first = next(h for h in links if h.endswith("/report.html"))
+    chrome.find_element("css selector", f'a[href="{first}"]').click()  # as a reader does
+    assert chrome.current_url == (study / first).resolve().as_uri()
+    state = check_rendered(chrome, study / first, tmp_path / "linked-run-report.png", record_property)
+    assert any(t.startswith("Head label") for t in _section_titles(state))
+
+
+def test_seed_group_page_renders(chrome, tmp_path, record_property):
+    from smallvision.report import html
+    from smallvision.study.group import run_group
+    from smallvision.study.run import resolve_config
+
+    cfg = resolve_config({**STUDY_BASE, "name": "grp", "seeds": [1, 2], "output_dir": str(tmp_path / "runs")})
+    with pytest.MonkeyPatch.context() as mp:  # the members' run reports are checked above
+        mp.setattr(html, "write_report", lambda run_dir: None)
+        group = run_group(cfg).dir
+    state = check_rendered(chrome, group / "report.html", tmp_path / "group-report.png", record_property)
+    assert "Members and ensemble" in _section_titles(state) and state["images"]
