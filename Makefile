@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,search]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,search,track]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -234,6 +234,28 @@ def study(d: dict) -> list[str]:
     ]
 
 
+def report(d: dict) -> list[str]:
+    """The run report's two targets: size and build time of a 10-class run's report."""
+    t, verdict = d["target"], {True: "met", False: "NOT met"}
+    cli, api = d["cli_seconds"], d["build_report_seconds"]
+    return [
+        f"## Run report (`{d['config']}`, {d['classes']} classes, {d['test_images']:,} test images, "
+        f"{d['epochs']} epochs, best of {d['rounds']} rounds)\n",
+        header(d),
+        load_note(d),
+        f"CPU: {d['cpu_model']}; 1-minute load average {d['load_average_before'][0]} at start, "
+        f"{d['load_average_after'][0]} at the end.\n",
+        "| | value |",
+        "|---|---|",
+        f"| `report.html` | {d['size_mb']:.2f} MB ({d['size_bytes']:,} bytes), {d['images_on_page']} images |",
+        f"| `smallvision report DIR` (fresh process) | {min(cli):.1f} s ({', '.join(f'{x:.1f}' for x in cli)}) |",
+        f"| `build_report` (in process) | {min(api):.1f} s ({', '.join(f'{x:.1f}' for x in api)}) |",
+        "",
+        f"Targets: `report.html` under {t['size_mb']:g} MB — {verdict[d['size_mb'] < t['size_mb']]}; "
+        f"`smallvision report DIR` under {t['seconds']:g} s — {verdict[min(cli) < t['seconds']]}.\n",
+    ]
+
+
 def main() -> None:
     from summarize_tta import tta  # it imports this module's helpers
 
@@ -256,6 +278,7 @@ def main() -> None:
         ("readers", readers),
         ("mmap", mmap),
         ("study", study),
+        ("report", report),
     ]:
         d = load(name)
         if d is not None:

@@ -29,3 +29,15 @@ def tiny_config(tmp_path):
         },
         "report": {"enabled": False},
     }
+
+
+def pytest_terminal_summary(terminalreporter):
+    """List the files tests kept for a person to look at (``record_property("artifact", path)``)."""
+    reports = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])]
+    kept = [
+        (r.nodeid, v) for r in reports if r.when == "call" for k, v in r.user_properties if k == "artifact"
+    ]
+    if kept:
+        terminalreporter.section("artifacts")
+        for nodeid, path in kept:
+            terminalreporter.write_line(f"{nodeid}: {path}")

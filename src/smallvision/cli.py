@@ -55,13 +55,9 @@ Overrides = Annotated[list[str] | None, typer.Argument(help="key.path=value over
 
 
 def _headline(metrics: MetricsRecord, split: str = "test") -> str:
-    from smallvision.registry import HEAD_KINDS
+    from smallvision.report.digest import headline
 
-    parts = []
-    for head, m in metrics.splits.get(split, {}).items():
-        names = HEAD_KINDS.get(metrics.heads[head].kind).headline
-        parts += [f"{head}/{n} {m[n]:.4f}" for n in names if n in m]
-    return "  ".join(parts)
+    return headline(metrics, split)
 
 
 @app.command()
@@ -163,11 +159,10 @@ def _print_references(metrics: MetricsRecord) -> None:
 
 def _print_warnings(run_dir: Path, indent: str = "") -> None:
     """The warnings of the run's report, one line each, so that nobody has to open it to see them."""
-    from smallvision.report.html import report_findings
+    from smallvision.report.digest import warnings
 
-    for f in report_findings(run_dir):
-        if f.level == "warning":
-            typer.echo(f"{indent}warning: {f.title}: {f.text}")
+    for line in warnings(run_dir):
+        typer.echo(f"{indent}warning: {line}")
 
 
 @app.command()

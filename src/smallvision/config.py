@@ -21,6 +21,7 @@ from smallvision.config_errors import explain, field_model
 from smallvision.config_features import FeaturesConfig, check_features
 from smallvision.errors import UserError
 from smallvision.registry import HEAD_KINDS
+from smallvision.track.config import TrackConfig
 
 # marks a field that does not change what training computes: a checkpoint (resume) may differ in it,
 # and training_fingerprint leaves it out; every other field affects training
@@ -246,6 +247,8 @@ class RunConfig(Strict):
     heads: dict[str, HeadConfig] | None = None  # None: one head per target of the data
     train: TrainConfig = TrainConfig()
     report: ReportConfig = Field(ReportConfig(), json_schema_extra=NOT_TRAINING)
+    # TensorBoard / MLflow logging (smallvision.track); switched off by default
+    track: TrackConfig = Field(TrackConfig(), json_schema_extra=NOT_TRAINING)
     # name -> another source the finished run is also scored on ("eval:NAME" in metrics.json)
     eval: dict[str, EvalSetConfig] = Field({}, json_schema_extra=NOT_TRAINING)
     # frozen-encoder mode (config_features.py): model.init's backbone extracts features, a head trains

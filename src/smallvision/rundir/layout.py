@@ -7,6 +7,7 @@ A run directory is created once and never reused, so an earlier run is never ove
         data_card.npz  test_images.npz
         checkpoints/best.pt  checkpoints/last.pt
         features/<key>.npz                      a feature cache, when later runs use it as an encoder
+        tensorboard/  tracking.json             with track.tensorboard / track.mlflow
     <output_dir>/<name>-<stamp>/                a seed group (``seeds: [...]``)
         config.yaml  metrics.json (kind "group")
         seed-<s>/    one run directory per seed
@@ -99,6 +100,16 @@ class RunPaths:
         """The feature cache of a run whose backbone other runs use as a frozen encoder (derived
         data: the one thing written into a finished run's directory, and safe to delete)."""
         return self.dir / "features"
+
+    @property
+    def tensorboard(self) -> Path:
+        """TensorBoard event files (``track.tensorboard``)."""
+        return self.dir / "tensorboard"
+
+    @property
+    def tracking(self) -> Path:
+        """Where the run is tracked (``track.mlflow``: store URI and run id), so a resume logs on."""
+        return self.dir / "tracking.json"
 
     @property
     def ensemble(self) -> Path:

@@ -57,6 +57,7 @@ from smallvision.study.resolve import (  # also imported from here by baselines 
     resolve_device,
     resolve_heads,
 )
+from smallvision.track.base import build_trackers, check_available, trackers
 from smallvision.train import distributed
 from smallvision.train.callbacks import Checkpoint, HistoryCSV, Progress
 from smallvision.train.evaluation import evaluation_split, predict_split
@@ -178,8 +179,12 @@ def make_trainer(p: Prepared, run_dir: Path, callbacks: Sequence[Callback] = ())
     Under torchrun every rank trains (:class:`DistributedTrainer`; with one process it is the plain
     Trainer) and only rank 0 has the callbacks, so only rank 0 writes.
     """
+    # shown by TensorBoard; none in features mode, whose splits hold (N, F, 1, 1) feature vectors
+    samples = p.split_data["train"].images[: 0 if p.cfg.features is not None else p.cfg.track.images]
     writers = [
         HistoryCSV(RunPaths(run_dir).history),
+        # before the checkpoint: an epoch logged but not saved is run again and replaces its log
+        *build_trackers(p.cfg, run_dir, samples, p.augment),
         Checkpoint(RunPaths(run_dir).checkpoints, p.meta),
         Progress(p.cfg.train.progress),
         *callbacks,
@@ -213,6 +218,7 @@ def run_config(
     check_output_dir(cfg.output_dir)
     p = prepared or prepare(cfg)
     check_monitor(p)  # before the directory exists: a rejected run leaves nothing behind
+    check_available(p.cfg.track)
     fingerprint = p.data.fingerprint()
     # under torchrun rank 0 creates the directory and every rank learns its path
     run_dir = distributed.from_rank0(lambda: _start_run_dir(p, run_dir, fingerprint))
@@ -289,19 +295,24 @@ def train_and_finish(p: Prepared, trainer: Trainer, run_dir: Path, state: dict |
     # every rank stops at the same step (the trainer agrees on it); rank 0 writes the record
     write = write_json if distributed.world().is_main else _no_write
     try:
+        for tracker in trackers(trainer.hooks.callbacks):
+            tracker.start()
         trainer.fit(p.split_data["train"], p.split_data["val"], state=state)
     except NonFiniteLoss as exc:
         failure = Failure(exc.head, exc.epoch, exc.step)
         record = MetricsRecord("failed", error=str(exc), failure=failure, **_progress(trainer))
         write(metrics_file, record.to_dict())
+        _abort(trainer, "failed")
         raise TrainingFailed(f"run {run_dir} failed: {exc}", run_dir) from None
     except UserError as exc:  # e.g. a setting only the trainer can check: the directory says why
         write(metrics_file, MetricsRecord("failed", error=str(exc), **_progress(trainer)).to_dict())
+        _abort(trainer, "failed")
         raise
     except KeyboardInterrupt:
         resume = f"smallvision resume {run_dir}"
         record = MetricsRecord("interrupted", epochs_run=trainer.epoch, resume=resume)
         write(metrics_file, record.to_dict())
+        _abort(trainer, "interrupted")
         print(
             f"interrupted after epoch {trainer.epoch}; continue with: smallvision resume {run_dir}",
             file=sys.stderr,
@@ -312,6 +323,11 @@ def train_and_finish(p: Prepared, trainer: Trainer, run_dir: Path, state: dict |
     # rank 0 evaluates and writes; the others get its metrics (their weights are equal: checked)
     metrics = distributed.from_rank0(lambda: _finish_distributed(p, trainer, run_dir).metrics)
     return RunResult(run_dir, metrics, p.model, p.cfg, state_sha256=trainer.state_sha256)
+
+
+def _abort(trainer: Trainer, status: str) -> None:
+    for tracker in trackers(trainer.hooks.callbacks):
+        tracker.abort(status)
 
 
 def _no_write(path: Path, obj: Any) -> None:
@@ -386,6 +402,8 @@ def finish(p: Prepared, trainer: Trainer, run_dir: Path) -> RunResult:
         from smallvision.report.html import write_report
 
         write_report(run_dir)
+    for tracker in trackers(trainer.hooks.callbacks):  # the final figures and files exist now
+        tracker.finish(run_dir, metrics)
     return RunResult(run_dir, metrics, p.model, p.cfg)
 
 

@@ -251,7 +251,7 @@ class Worker:
             })  # fmt: skip
             print(f"[{self.worker_id}] cell {pc.key} failed: {message}", file=sys.stderr, flush=True)
         else:
-            print(f"[{self.worker_id}] cell {pc.key} done", flush=True)
+            print_cell_digest(self.worker_id, pc.key, run_dir)
 
     def _report_resolution_errors(self, plan: list[PlannedCell]) -> None:
         for pc in plan:
@@ -263,6 +263,29 @@ class Worker:
         while os.getppid() == self.parent:
             time.sleep(1.0)
         os._exit(137)  # the coordinator died (SIGKILL, power loss): stop like it did
+
+
+def print_cell_digest(worker_id: str, key: str, run_dir: Path) -> None:
+    """``cell KEY done``, the cell's test headline, then one line per warning of its report.
+
+    Printed as each cell finishes (stdout, as ``smallvision run`` prints them), so a study's
+    degenerate cells show up in the log while the others still train.
+    """
+    from smallvision.report.digest import headline, warnings
+
+    print(f"[{worker_id}] cell {key} done", flush=True)
+    metrics = read_run_metrics(run_dir)
+    line = headline(metrics) if metrics is not None else ""
+    if line:
+        print(f"[{worker_id}] cell {key} test: {line}", flush=True)
+    try:
+        found = warnings(run_dir)
+    except Exception as exc:  # the cell is done either way; say why its checks are missing
+        print(f"[{worker_id}] cell {key}: its report's checks failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr, flush=True)  # fmt: skip
+        return
+    for text in found:
+        print(f"[{worker_id}] cell {key} warning: {text}", flush=True)
 
 
 def with_threads(cfg: RunConfig, threads: int | None) -> RunConfig:
