@@ -19,6 +19,7 @@ from typing import Any
 
 from smallvision.config import RunConfig, apply_overrides, build_config, parse_override, read_yaml
 from smallvision.errors import UserError
+from smallvision.study.claims_check import parse_claims
 from smallvision.study.spec_refs import (
     CellOutcome,
     Ref,
@@ -50,8 +51,8 @@ __all__ = [
     "select_best",
 ]
 
-TOP_KEYS = ("name", "description", "base", "output_dir", "seeds", "steps")
-STEP_KEYS = ("name", "description", "set", "axes", "zip", "variants", "seeds", "select", "search")
+TOP_KEYS = ("name", "description", "base", "output_dir", "seeds", "steps", "claims")
+STEP_KEYS = ("name", "description", "set", "axes", "zip", "variants", "seeds", "select", "search", "ensemble")
 # run-config keys a command-line override of a study may start with (the rest are study keys)
 _RUN_KEYS = ("data", "model", "heads", "train", "report")
 _NAME = re.compile(r"^[A-Za-z_][\w-]*$")
@@ -102,6 +103,7 @@ class Step:
         depends_on: the earlier steps its references name, in order of first use.
         set: its fixed overrides (flattened dotted keys), the start of every cell and trial.
         seeds: its seeds (a search trains its trials at the first, its best at each).
+        ensemble: also soft-vote each group's seeds (``study.ensembles``).
     """
 
     name: str
@@ -111,6 +113,7 @@ class Step:
     depends_on: list[str]
     set: dict[str, Any] | None = None
     seeds: tuple[int, ...] = ()
+    ensemble: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class StudySpec:
         steps: the steps in order.
         output_dir: where study directories go.
         origin: how errors name the study (its path, or ``study <name>``).
+        claims: what the study sets out to test (``study.claims_check``), checked against its groups.
     """
 
     name: str
@@ -134,6 +138,7 @@ class StudySpec:
     steps: list[Step]
     output_dir: str = "studies"
     origin: str = "study"
+    claims: tuple = ()
 
     def step(self, name: str) -> Step:
         """The step called ``name``."""
@@ -184,6 +189,7 @@ def load_study(path_or_mapping: str | Path | Mapping, overrides: list[str] | dic
         steps=steps,
         output_dir=str(doc.get("output_dir") or "studies"),
         origin=origin,
+        claims=parse_claims(doc.get("claims"), steps, origin),
     )
     check_study(spec)
     return spec
@@ -317,6 +323,9 @@ def _parse_step(raw: dict, index: int, seeds: list[int], base: RunConfig, origin
     if select is not None and not isinstance(select, str):
         raise UserError(f"{where}: select: expected a metric name such as val/loss, got {select!r}")
     search = parse_search(raw.get("search"), where) if raw.get("search") is not None else None
+    ensemble = raw.get("ensemble", False)
+    if not isinstance(ensemble, bool):
+        raise UserError(f"{where}: ensemble: expected true or false, got {ensemble!r}")
     grid = any(raw.get(k) for k in ("variants", "axes", "zip"))
     reset = {"seeds": None} if base.seeds is not None else {}
     cells = (
@@ -329,7 +338,8 @@ def _parse_step(raw: dict, index: int, seeds: list[int], base: RunConfig, origin
         if label in labels[:i]:
             raise UserError(f"{where}, cell {label!r}: two cells have the same values; remove the repeat")
     found = [r.step for c in cells for r in references(c.overrides)] + [r.step for r in references(fixed)]
-    return Step(name, cells, select, search, list(dict.fromkeys(found)), fixed, tuple(step_seeds))
+    depends = list(dict.fromkeys(found))
+    return Step(name, cells, select, search, depends, fixed, tuple(step_seeds), ensemble)
 
 
 def _expand(
