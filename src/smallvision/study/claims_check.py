@@ -99,7 +99,13 @@ def check_claims(claims: tuple[Claim, ...] | list[Claim], study_dir: Path) -> li
     from smallvision.study.compare_runs import study_variants
 
     variants = {v.name: v for v in study_variants(Path(study_dir))} if claims else {}
-    return [_decide(c, variants) for c in claims]
+    out = []
+    for c in claims:
+        try:
+            out.append(_decide(c, variants))
+        except UserError as exc:  # e.g. a test metric of a study run without a test split
+            out.append(ClaimResult(c, "not tested", str(exc)))
+    return out
 
 
 def _decide(claim: Claim, variants: dict) -> ClaimResult:

@@ -154,8 +154,9 @@ def load_study(path_or_mapping: str | Path | Mapping, overrides: list[str] | dic
     Args:
         path_or_mapping: a YAML study file, or the study as a mapping.
         overrides: ``key=value`` strings or a mapping. Run keys (``train.epochs=1``) and
-            ``base.<key>`` change the base config; ``name``, ``output_dir`` and ``seeds`` change the
-            study (``seeds`` replaces the seeds of every step).
+            ``base.<key>`` change the base config; ``steps.<step>.<run key>`` is added to that
+            step's ``set`` (so it wins over the step's own value); ``name``, ``output_dir`` and
+            ``seeds`` change the study (``seeds`` replaces the seeds of every step).
 
     Raises:
         UserError: one line naming the study, step, cell and key of the first problem.
@@ -168,12 +169,12 @@ def load_study(path_or_mapping: str | Path | Mapping, overrides: list[str] | dic
         path = Path(path_or_mapping)
         raw = read_yaml(path)
     origin = str(path) if path else f"study {raw.get('name', '')!r}".replace(" ''", "")
-    doc, base_over, all_seeds = _apply_study_overrides(_copy(raw), overrides, origin)
+    doc, base_over, all_seeds, step_over = _apply_study_overrides(_copy(raw), overrides, origin)
     _check_keys(doc, TOP_KEYS + (() if "steps" in doc else STEP_KEYS), origin, "study")
     base = _load_base(doc, path, origin, base_over)
     base_cfg = build_config(base, origin=f"{origin}: base")
     seeds = _seeds(doc.get("seeds"), f"{origin}: seeds") or base_cfg.seeds or [base_cfg.seed]
-    raw_steps = _raw_steps(doc, origin)
+    raw_steps = _step_overrides(_raw_steps(doc, origin), step_over, origin)
     if all_seeds is not None:
         raw_steps = [{**s, "seeds": seeds} for s in raw_steps]
     steps = [_parse_step(s, i, seeds, base_cfg, origin) for i, s in enumerate(raw_steps)]
@@ -207,10 +208,11 @@ def cell_config(spec: StudySpec, cell: Cell, overrides: Mapping[str, Any]) -> Ru
 
 def _apply_study_overrides(
     doc: dict, overrides: list[str] | dict | None, origin: str
-) -> tuple[dict, dict[str, Any], Any]:
+) -> tuple[dict, dict[str, Any], Any, dict[str, dict[str, Any]]]:
     """Command-line ``key=value``: run keys go to the base (returned), study keys into ``doc``.
 
-    Returns the study mapping, the base overrides and the ``seeds`` override (None when absent).
+    Returns the study mapping, the base overrides, the ``seeds`` override (None when absent) and
+    the step overrides (``steps.<step>.<run key>``: step -> dotted key -> value).
     """
     pairs = (
         [(k.split("."), v) for k, v in overrides.items()]
@@ -218,10 +220,13 @@ def _apply_study_overrides(
         else [parse_override(o) for o in overrides or []]
     )
     base_over: dict[str, Any] = {}
+    step_over: dict[str, dict[str, Any]] = {}
     seeds = None
     for parts, value in pairs:
         if parts[0] == "base" and len(parts) > 1:
             base_over[".".join(parts[1:])] = value
+        elif parts[0] == "steps" and len(parts) > 2 and parts[2] in _RUN_KEYS:
+            step_over.setdefault(parts[1], {})[".".join(parts[2:])] = value
         elif parts[0] in _RUN_KEYS:
             base_over[".".join(parts)] = value
         elif parts[0] in ("name", "output_dir") and len(parts) == 1:
@@ -231,9 +236,22 @@ def _apply_study_overrides(
         else:
             raise UserError(
                 f"{origin}: override {'.'.join(parts)!r}: expected a run key (train.epochs=1), "
-                "base.<key>, name, output_dir or seeds"
+                "base.<key>, steps.<step>.<run key>, name, output_dir or seeds"
             )
-    return doc, base_over, seeds
+    return doc, base_over, seeds, step_over
+
+
+def _step_overrides(steps: list[dict], over: dict[str, dict[str, Any]], origin: str) -> list[dict]:
+    """``steps.<step>.<key>=value`` added to that step's ``set`` (after its own keys, so they win)."""
+    names = [s.get("name") for s in steps]
+    for name, keys in over.items():
+        if name not in names:
+            raise UserError(
+                f"{origin}: override steps.{name}...: no step {name!r} (steps: {', '.join(map(str, names))})"
+            )
+        step = steps[names.index(name)]
+        step["set"] = {**_flat_mapping(step.get("set"), f"{origin}: step {name!r}: set"), **keys}
+    return steps
 
 
 def _load_base(doc: dict, path: Path | None, origin: str, overrides: dict[str, Any]) -> dict:
