@@ -90,6 +90,10 @@ def test_sign_flip_on_one_seed_is_exact_mcnemar():
     # many: Monte Carlo, within its error
     assert S.sign_flip_test(a.astype(float) - b) == pytest.approx(m.pvalue, abs=0.01)
     assert S.sign_flip_test(np.zeros(10)) == 1.0
+    # one discordant image: McNemar's exact p is 1, and SciPy's permutation test refuses one value
+    lone = np.zeros(30)
+    lone[4] = 1.0
+    assert S.sign_flip_test(lone) == S.mcnemar_exact(lone > 0, lone < 0).pvalue == 1.0
 
 
 def test_wilson_matches_statsmodels():

@@ -161,7 +161,7 @@ def sign_flip_test(diffs: np.ndarray, n_resamples: int = N_PERMUTATIONS, seed: i
     """
     d = np.asarray(diffs, dtype=float).ravel()
     d = d[d != 0]  # zero differences do not change under a sign flip
-    if d.size == 0:
+    if d.size <= 1:  # both signs of a lone difference are as extreme: p = 1 (SciPy refuses one value)
         return 1.0
     res = st.permutation_test(
         (d,),
