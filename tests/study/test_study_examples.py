@@ -67,7 +67,9 @@ def test_every_example_study_is_covered_and_says_which_source_lines_to_change():
         assert "What the original study did" in header and "source:" in header, name
         assert f"smallvision study examples/{name}.yaml" in header, name
         # the results page names each study's command, whether generated or still saying how to generate it
-        assert f"smallvision study examples/{name}.yaml" in (EXAMPLES.parent / "docs" / "results.md").read_text()
+        assert (
+            f"smallvision study examples/{name}.yaml" in (EXAMPLES.parent / "docs" / "results.md").read_text()
+        )
 
 
 @pytest.mark.slow
