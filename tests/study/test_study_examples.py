@@ -2,7 +2,7 @@
 
 Each study is run as a user runs it (``run_study(FILE, overrides)``, what ``smallvision study FILE
 key=value ...`` calls) with overrides that cut epochs, seeds and data; it must finish every cell,
-write results.csv and summary.md, decide its claims, and the groups named in LEARNS must beat chance
+write results.csv, summary.md and the study report, decide its claims, and the groups named in LEARNS must beat chance
 on every classification head: an exact one-sided binomial test of their correct test images pooled
 over seeds, p < 1e-4 (chance 1/K). The budgets leave a wide margin over that, so the test is not
 flaky; each study takes ~10-30 s of one core.
@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
+from smallvision.report.study_page import build_study_report
 from smallvision.rundir import load_run
 from smallvision.study.claims_check import check_claims
 from smallvision.study.compare_runs import study_variants
@@ -88,6 +89,9 @@ def test_the_tiny_study_finishes_and_its_main_models_beat_chance(name, tmp_path)
     variants = {v.name: v for v in study_variants(d)}
     for group in LEARNS[name]:
         _beats_chance(group, variants[group].runs)
+    # the study report (the cells' own reports are off here: they are tested in tests/report/)
+    report = build_study_report(d)
+    assert report.path.is_file() and not report.problems, report.problems
     outcomes = [r.outcome for r in check_claims(load_spec(d).claims, d)]
     assert outcomes and set(outcomes) <= {"held", "not shown", "contradicted", "consistent"}, outcomes
     if name in MORE:
