@@ -9,6 +9,7 @@ from scipy.stats import binomtest
 from smallvision.errors import UserError
 from smallvision.rundir import load_run
 from smallvision.study.claims_check import check_claims
+from smallvision.study.results_doc import results_markdown
 from smallvision.study.runner import load_spec, run_study
 from smallvision.study.spec import load_study
 
@@ -57,6 +58,8 @@ def test_each_group_is_soft_voted_on_val_when_there_is_no_test_split(finished):
     summary = (d / "summary.md").read_text()
     assert "### Ensembles" in summary and "| small | 2 | val (no test split) | label/accuracy |" in summary
     assert "No test split: these figures are on val" in summary and "### val/label/accuracy" in summary
+    page = results_markdown([d], "cmd")  # the results page says so too, beside the ensembles
+    assert "No test split: these figures are on val" in page and "| small | val | label/accuracy |" in page
 
 
 def test_an_unchanged_ensemble_is_not_made_again_and_a_lone_seed_makes_none(finished, tmp_path):

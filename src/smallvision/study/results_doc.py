@@ -27,6 +27,7 @@ from smallvision.evaluate.metrics import higher_is_better
 from smallvision.registry import HEAD_KINDS
 from smallvision.study.claims_check import check_claims
 from smallvision.study.compare_runs import is_study_dir, study_variants, variant_result
+from smallvision.study.summary import NO_TEST
 
 OUTCOMES = {
     "held": "held",
@@ -85,6 +86,8 @@ def study_section(d: Path, saved: dict) -> str:
         step_rows = [r for r in rows if r["step"] == step.name]
         metrics = _headline_columns(step_rows)
         lines += [f"### Step {step.name}", "", _group_table(step_rows, metrics), ""]
+        if metrics and metrics[0].startswith("val"):
+            lines += [NO_TEST, ""]
         step_variants = [v for v in variants if v.name.startswith(f"{step.name}/")]
         if len(step_variants) > 1:
             for metric in metrics:
