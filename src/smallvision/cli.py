@@ -112,20 +112,23 @@ def _print_result(result: RunResult | GroupResult) -> None:
             return
 
     seconds = f"(train {result.metrics.train_seconds or 0.0:.1f} s)"
+    # without a test split (80/20 train/val) the headline is val's, and says so
+    split = "test" if "test" in result.metrics.splits else "val"
+    label = "test" if split == "test" else "val (no test split)"
     if not isinstance(result, GroupResult):
         typer.echo(f"run directory: {result.dir}")
-        typer.echo(f"test: {_headline(result.metrics)}  {seconds}")
+        typer.echo(f"{label}: {_headline(result.metrics, split)}  {seconds}")
         _print_further(result.metrics)
-        _print_references(result.metrics)
+        _print_references(result.metrics, split)
         _print_warnings(result.dir)
         return
     typer.echo(f"group directory: {result.dir}")
     for m in result.members:
-        typer.echo(f"  {m.dir.name}: {_headline(m.metrics)}")
+        typer.echo(f"  {m.dir.name}: {_headline(m.metrics, split)}")
         _print_warnings(m.dir, indent="    ")
-    typer.echo(f"ensemble test: {_headline(result.metrics)}  {seconds}")
+    typer.echo(f"ensemble {label}: {_headline(result.metrics, split)}  {seconds}")
     _print_further(result.metrics)
-    _print_references(result.metrics)
+    _print_references(result.metrics, split)
     heads = result.metrics.heads
     gains = [
         f"{h}/{n} {g[n].over_best:+.4f} / {g[n].over_mean:+.4f}"
@@ -133,7 +136,7 @@ def _print_result(result: RunResult | GroupResult) -> None:
         for n in HEAD_KINDS.get(heads[h].kind).headline[:1]  # each head's main figure
         if n in g
     ]
-    typer.echo(f"ensemble gain over best / mean member (positive = better): {'  '.join(gains)}")
+    typer.echo(f"ensemble gain on {split} over best / mean member (positive = better): {'  '.join(gains)}")
 
 
 def _print_further(metrics: MetricsRecord) -> None:
@@ -143,12 +146,12 @@ def _print_further(metrics: MetricsRecord) -> None:
             typer.echo(f"  {split}: {_headline(metrics, split)}")
 
 
-def _print_references(metrics: MetricsRecord) -> None:
-    """The trivial predictors' test scores beside the headline (chance, majority, training mean)."""
+def _print_references(metrics: MetricsRecord, split: str = "test") -> None:
+    """The trivial predictors' scores beside the headline (chance, majority, training mean)."""
     from smallvision.evaluate.reference import reference_labels
 
     parts = []
-    for head, ref in metrics.reference.get("test", {}).items():
+    for head, ref in metrics.reference.get(split, {}).items():
         for label, scores in reference_labels(ref).items():
             name = "accuracy" if "accuracy" in scores else next(iter(scores), None)
             if name is not None:

@@ -177,6 +177,9 @@ def test_a_study_runs_a_real_baseline_cell_beside_a_network(tmp_path):
     runs = {v: load_run(result.dir / "runs" / r["cell_id"]) for v, r in rows.items()}
     assert runs["knn"].metrics.baseline["name"] == "knn" and runs["net"].metrics.baseline is None
     assert float(rows["knn"]["test/label/accuracy"]) == runs["knn"].metrics.test["label"]["accuracy"]
+    for r in rows.values():  # timed on its own after evaluation, networks and baselines alike
+        assert float(r["inference_seconds_per_image"]) > 0, r["variant"]
+    assert runs["knn"].metrics.inference["split"] == "test" and runs["knn"].metrics.inference["images"] > 0
     np.testing.assert_array_equal(
         runs["knn"].predictions.index["test"], runs["net"].predictions.index["test"]
     )

@@ -108,3 +108,22 @@ def test_psnr_and_ssim_in_metrics_json_equal_scikit_image_on_the_unit_scale():
     assert higher_is_better("val/image/psnr") and higher_is_better("test/image/ssim")
     tiny = compute_metrics({"i": "reconstruction"}, {"i": unit[:, :, :2, :2]}, {"i": unit[:, :, :2, :2]})["i"]
     assert "ssim" not in tiny  # a 2x2 image has no SSIM window: left out, not a made-up figure
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 300])
+def test_per_class_precision_recall_f1_equal_scikit_learns(n):
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from smallvision.evaluate.metrics import _prfs
+
+    rng = np.random.default_rng(n)
+    k = 6
+    y = rng.integers(0, k - 1, n)  # class 5 never occurs; some classes are never predicted
+    prob = rng.random((n, k)) * np.array([1, 1, 1, 0, 1, 1.2])
+    ours = _prfs(y, prob)
+    if n == 0:  # scikit-learn refuses empty input: every figure is 0
+        assert all(np.array_equal(a, np.zeros(k)) for a in ours)
+        return
+    theirs = precision_recall_fscore_support(y, prob.argmax(1), labels=np.arange(k), zero_division=0)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

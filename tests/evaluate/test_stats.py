@@ -90,6 +90,29 @@ def test_sign_flip_on_one_seed_is_exact_mcnemar():
     # many: Monte Carlo, within its error
     assert S.sign_flip_test(a.astype(float) - b) == pytest.approx(m.pvalue, abs=0.01)
     assert S.sign_flip_test(np.zeros(10)) == 1.0
+    # one discordant image: McNemar's exact p is 1, and SciPy's permutation test refuses one value
+    lone = np.zeros(30)
+    lone[4] = 1.0
+    assert S.sign_flip_test(lone) == S.mcnemar_exact(lone > 0, lone < 0).pvalue == 1.0
+
+
+@pytest.mark.parametrize("m", [5, 12, 40, 300])
+def test_sign_flip_equals_scipys_permutation_test(m):
+    """Exact enumeration agrees with SciPy exactly; Monte Carlo within its error."""
+    from scipy.stats import permutation_test
+
+    rng = np.random.default_rng(m)
+    d = np.round(rng.normal(0.15, 1.0, m), 2)  # rounded: ties in the null distribution, as with 0/1 scores
+    theirs = permutation_test(
+        (d,), lambda x, axis: np.sum(x, axis=axis), permutation_type="samples", n_resamples=9999,
+        vectorized=True, alternative="two-sided", rng=np.random.default_rng(0),
+    ).pvalue  # fmt: skip
+    ours = S.sign_flip_test(d)
+    if 2**m <= 9999:
+        assert ours == pytest.approx(theirs, rel=1e-12)
+    else:  # two Monte Carlo estimates of one p-value, 9999 resamples each
+        assert ours == pytest.approx(theirs, abs=4 * np.sqrt(theirs * (1 - theirs) / 9999) + 1e-3)
+    assert S.sign_flip_test(d, seed=1) == pytest.approx(ours, abs=0.05) and S.sign_flip_test(d) == ours
 
 
 def test_wilson_matches_statsmodels():

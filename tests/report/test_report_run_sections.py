@@ -59,8 +59,10 @@ def digits(tmp_path_factory) -> tuple[Path, str]:
 def dual(tmp_path_factory) -> tuple[Path, str]:
     """A one-epoch dual-stream run on shapes-multitask: three heads (10 and 32 classes, a regression)."""
     out = tmp_path_factory.mktemp("dual")
+    from smallvision.study.spec import load_study
+
     result = smallvision.run(
-        "examples/study000_multitask.yaml",
+        load_study("examples/multitask_dualstream.yaml").base,  # study 000's run config
         **{
             "seeds": None,
             "output_dir": str(out),

@@ -160,7 +160,7 @@ def test_cli_prints_the_group_directory_and_the_ensemble_headline(group, tmp_pat
     out = capsys.readouterr().out
     assert f"group directory: {copy_dir}" in out
     assert "seed-1: label/accuracy" in out and "ensemble test: label/accuracy" in out
-    assert "ensemble gain over best / mean member (positive = better): label/accuracy" in out
+    assert "ensemble gain on test over best / mean member (positive = better): label/accuracy" in out
 
 
 def test_member_configs_share_data_and_split():
@@ -172,3 +172,37 @@ def test_member_configs_share_data_and_split():
     assert [m.seed for m in members] == [4, 5] and all(m.seeds is None for m in members)
     assert all(m.data == cfg.data for m in members)
     assert members[0].data.split.seed == 9
+
+
+def test_a_train_val_split_without_test_ensembles_on_val_and_says_so(tmp_path, monkeypatch, capsys):
+    """Study 000 split 80/20 train/val: the group still ensembles, on val, labelled as val."""
+    from smallvision import cli
+
+    config = {
+        "name": "tv", "seeds": [1, 2], "output_dir": str(tmp_path),
+        "data": {"source": "builtin:digits", "split": {"train": 0.8, "val": 0.2, "test": 0.0}},
+        "model": {"name": "cnn_small", "params": {"channels": [8, 16], "hidden": 32}},
+        "train": {"epochs": 2, "batch_size": 64, "optimizer": {"lr": 0.01}, "progress": False},
+        "report": {"enabled": False},
+    }  # fmt: skip
+    (tmp_path / "tv.yaml").write_text(json.dumps(config))
+    monkeypatch.setattr(sys, "argv", ["smallvision", "run", str(tmp_path / "tv.yaml")])
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    assert done.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "ensemble val (no test split): label/accuracy" in out
+    assert "ensemble gain on val over best / mean member" in out
+    group_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    ensemble = load_run(group_dir / "ensemble")
+    assert "test" not in ensemble.metrics.splits and ensemble.metrics.gain_split == "val"
+    members = [load_run(group_dir / f"seed-{s}") for s in (1, 2)]
+    probs = np.mean([m.predictions.head("val", "label")["prob"] for m in members], axis=0)
+    y = members[0].predictions.head("val", "label")["y_true"]
+    assert ensemble.metrics.val["label"]["accuracy"] == pytest.approx(float((probs.argmax(1) == y).mean()))
+    accs = [m.metrics.val["label"]["accuracy"] for m in members]
+    gain = ensemble.metrics.gain["label"]["accuracy"]
+    assert gain.best_member == max(accs) and gain.over_mean == pytest.approx(gain.ensemble - np.mean(accs))
+    assert ensemble.metrics.members["seed-1"].val["label"]["accuracy"] == accs[0]
+    on_disk = json.loads((group_dir / "ensemble" / "metrics.json").read_text())
+    assert on_disk["gain_split"] == "val"

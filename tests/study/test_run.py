@@ -39,6 +39,10 @@ def test_tiny_run_writes_the_whole_run_directory(tiny_config):
     acc = metrics.test["label"]["accuracy"]
     assert 0.5 < acc <= 1.0  # 8x8 digits: far above the 10% of chance after 3 epochs
     assert metrics.train_seconds > 0
+    inference = metrics.inference  # timed on its own, on a batch of test images
+    assert inference["split"] == "test" and inference["images"] == min(256, metrics.data.sizes["test"])
+    assert 0 < inference["seconds_per_image"] <= inference["median_seconds_per_image"]
+    assert inference["repeats"] == 5 and inference["threads"] == torch.get_num_threads()
     env = json.loads((d / "env.json").read_text())
     assert env["seed"] == 3 and len(env["data_fingerprint"]) == 64 and env["packages"]["torch"]
     with (d / "history.csv").open() as f:
@@ -103,3 +107,15 @@ def test_unknown_source_is_a_user_error(tiny_config):
     tiny_config["data"]["source"] = "builtin:mnist-6k"
     with pytest.raises(UserError, match="unknown builtin dataset 'mnist-6k'; did you mean 'mnist-5k'"):
         smallvision.run(tiny_config)
+
+
+def test_time_inference_takes_the_fastest_repeat_per_image(monkeypatch):
+    from smallvision.evaluate import predict as predict_module
+
+    clock = iter([0.0, 3.0, 10.0, 12.0, 20.0, 24.0])  # repeats of 3, 2 and 4 seconds
+    monkeypatch.setattr("time.perf_counter", lambda: next(clock))
+    calls = []
+    record = predict_module.time_inference(lambda: calls.append(1), images=10, repeats=3, split="test")
+    assert len(calls) == 4  # one warm-up, then the timed repeats
+    assert record["seconds_per_image"] == pytest.approx(0.2) and record["median_seconds_per_image"] == 0.3
+    assert (record["images"], record["repeats"], record["split"]) == (10, 3, "test")

@@ -47,7 +47,8 @@ def executions(text):
 
 def figures(study_dir):
     """results.csv without the timings: what an interrupted study must reproduce exactly."""
-    return [{k: v for k, v in r.items() if k != "train_seconds"} for r in rows(study_dir)]
+    timings = ("train_seconds", "inference_seconds_per_image")
+    return [{k: v for k, v in r.items() if k not in timings} for r in rows(study_dir)]
 
 
 def test_two_variants_two_seeds_write_every_file(tmp_path, capsys):
@@ -63,10 +64,12 @@ def test_two_variants_two_seeds_write_every_file(tmp_path, capsys):
         ("wide", "1", "completed"), ("wide", "2", "completed"),
     ]  # fmt: skip
     cols = list(table[0])
-    assert cols[:4] == ["step", "cell_id", "label", "variant"] and cols[-2:] == [
+    assert cols[:4] == ["step", "cell_id", "label", "variant"] and cols[-3:] == [
         "train_seconds",
+        "inference_seconds_per_image",
         "parameters",
     ]
+    assert all(float(r["inference_seconds_per_image"]) > 0 for r in table)
     assert {"test/label/accuracy", "val/label/accuracy", "val/loss"} <= set(cols)
     assert table[0]["parameters"] != table[2]["parameters"]  # the variants differ
     for r in table:

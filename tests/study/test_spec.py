@@ -155,6 +155,19 @@ def test_overrides_go_to_the_base_or_the_study():
         load_study(study(), ["epochs=1"])
 
 
+def test_a_step_override_wins_over_the_steps_own_set():
+    doc = study(steps=[{"name": "a", "set": {"train": {"epochs": 9, "batch_size": 16}}}, {"name": "b"}])
+    spec = load_study(doc, ["steps.a.train.epochs=1", "steps.b.model.params.hidden=8", "train.epochs=3"])
+    a = resolve_cell(spec, spec.steps[0].cells[0], lambda name: [])
+    b = resolve_cell(spec, spec.steps[1].cells[0], lambda name: [])
+    assert (a.train.epochs, a.train.batch_size, b.train.epochs) == (1, 16, 3)
+    assert (a.model.params["hidden"], b.model.params["hidden"]) == (32, 8)
+    main = load_study(study(axes={"train.optimizer.lr": [0.1]}), ["steps.main.train.epochs=1"])
+    assert resolve_cell(main, main.steps[0].cells[0], lambda name: []).train.epochs == 1
+    with pytest.raises(UserError, match=r"override steps.c...: no step 'c' \(steps: a, b\)"):
+        load_study(doc, ["steps.c.train.epochs=1"])
+
+
 # ---------------------------------------------------------------- whole-file checks
 
 

@@ -20,7 +20,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +300,7 @@ def fit_and_write(d, baseline: str, run_dir: Path, x_train: np.ndarray, y_train:
         run_references(y_train, {s: evaluated[s][0] for s in names}, kinds, classes),
         time.perf_counter() - start,
     )  # fmt: skip
+    record = replace(record, inference=baseline_inference(d, models, classes))
     paths = RunPaths(run_dir)
     save_predictions(paths.predictions, d.splits, evaluated, kinds)
     if "test" in d.splits:
@@ -312,6 +313,25 @@ def fit_and_write(d, baseline: str, run_dir: Path, x_train: np.ndarray, y_train:
 
         write_report(run_dir)
     return BaselineResult(run_dir, record, models[next(iter(models))], cfg, models)
+
+
+def baseline_inference(d, models: dict, classes: dict) -> dict:
+    """Seconds per image of the fitted pipelines on test images (val without a test split),
+    flattening included: measured on its own, as a network run's (``predict.time_inference``)."""
+    from smallvision.evaluate.predict import INFERENCE_IMAGES, time_inference
+
+    split = next((s for s in ("test", "val") if len(d.splits.get(s, ()))), None)
+    if split is None:
+        return {}
+    images = d.data.images[d.splits[split][:INFERENCE_IMAGES]]
+
+    def run_batch() -> None:
+        x = flatten(images)
+        for h, model in models.items():
+            full_proba(model, x, classes[h])
+
+    n_jobs = next(iter(models.values())).named_steps["clf"].get_params().get("n_jobs")
+    return time_inference(run_batch, len(images), batch_size=len(images), threads=n_jobs, split=split)
 
 
 def baseline_record(d, baseline, models, splits, fits, cv, reference, eval_seconds):

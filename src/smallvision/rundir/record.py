@@ -8,11 +8,13 @@ Schema version 1 (``"schema_version": 1``)::
      "best_epoch", "epochs_run", "stopped_early", "train_seconds", "eval_seconds",
      "params", "heads": {head: {"kind", "classes"}}, "data": {...},
      "failure": {"head", "epoch", "step"}, "resume": "smallvision resume ...",
-     "members": {name: {"dir", "seed", "status", "test"}}, "gain": {head: {metric: {...}}}, "method",
+     "members": {name: {"dir", "seed", "status", "test", "val"}}, "gain": {head: {metric: {...}}},
+     "gain_split": "val" (only when there is no test split), "method",
      "reference": {split: {head: {"chance", "majority", "majority_class"} | {"train_mean"}}},
      "baseline": {"name", "estimator", "params", "heads": {head: {"fit_seconds", ...}}},
      "cv": {head: {"metric", "k", "folds": [...], "sizes": [...], "mean", "std"}},
-     "features": {"head", "dim", "encoder": {...}, "cache": {"path", "hit"}}}
+     "features": {"head", "dim", "encoder": {...}, "cache": {"path", "hit"}},
+     "inference": {"seconds_per_image", "images", "repeats", "batch_size", "threads", "split"}}
 
 ``reference`` holds the trivial predictors' scores (see :mod:`smallvision.evaluate.reference`);
 ``baseline`` and ``cv`` are written by scikit-learn baseline runs only
@@ -94,12 +96,13 @@ class Failure:
 
 @dataclass(frozen=True)
 class Member:
-    """One member run of an ensemble or seed group and its scalar test metrics."""
+    """One member run of an ensemble or seed group and its scalar test (and val) metrics."""
 
     dir: str
     seed: int | None = None
     status: str = "completed"
     test: dict[str, dict[str, float]] = field(default_factory=dict)
+    val: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,13 @@ class MetricsRecord:
         resume: the command that continues an interrupted run.
         members: member name (``seed-42``) -> Member, for an ensemble or group.
         gain: head -> metric -> Gain, for an ensemble.
+        gain_split: the split ``gain`` is measured on: ``test``, or ``val`` for members without a
+            test split (an 80/20 train/val study); None means ``test``.
         method: head kind -> how the ensemble combines its members.
         reference: split -> head -> scores of chance, the majority class or the training mean.
+        inference: the run's inference time, measured on its own after evaluation (see
+            :func:`smallvision.evaluate.predict.time_inference`): ``seconds_per_image``, ``images``,
+            ``repeats``, ``batch_size``, ``threads``, ``split``.
         baseline: the scikit-learn baseline of a baseline run (name, estimator, parameters, fits).
         cv: head -> the baseline's cross-validation on the training split.
         features: a frozen-encoder run's head, feature size, encoder and cache.
@@ -156,8 +164,10 @@ class MetricsRecord:
     resume: str | None = None
     members: dict[str, Member] = field(default_factory=dict)
     gain: dict[str, dict[str, Gain]] = field(default_factory=dict)
+    gain_split: str | None = None
     method: dict[str, str] = field(default_factory=dict)
     reference: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    inference: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] | None = None
     cv: dict[str, dict[str, Any]] = field(default_factory=dict)
     features: dict[str, Any] | None = None
@@ -237,8 +247,10 @@ class MetricsRecord:
             resume=d.get("resume"),
             members={n: Member(**m) for n, m in (d.get("members") or {}).items()},
             gain={h: {m: Gain(**g) for m, g in ms.items()} for h, ms in (d.get("gain") or {}).items()},
+            gain_split=d.get("gain_split"),
             method=dict(d.get("method") or {}),
             reference=dict(d.get("reference") or {}),
+            inference=dict(d.get("inference") or {}),
             baseline=dict(d["baseline"]) if isinstance(d.get("baseline"), dict) else None,
             cv=dict(d.get("cv") or {}),
             features=dict(d["features"]) if isinstance(d.get("features"), dict) else None,
@@ -257,9 +269,10 @@ class MetricsRecord:
         out["resume"] = self.resume
         out["members"] = {n: dict(m.__dict__) for n, m in self.members.items()}
         out["gain"] = {h: {m: dict(g.__dict__) for m, g in ms.items()} for h, ms in self.gain.items()}
-        out["method"] = self.method
+        out |= {"gain_split": self.gain_split, "method": self.method}
         out |= {"reference": self.reference, "baseline": self.baseline, "cv": self.cv}
         out["features"] = self.features
+        out["inference"] = self.inference
         # what does not apply to this kind of record stays out of the file
         return {k: v for k, v in out.items() if v is not None and v != {} or k in ("splits", "error")}
 

@@ -91,9 +91,9 @@ def _unique_names(variants: list[Variant]) -> list[Variant]:
     return variants
 
 
-def available_metrics(run: Run) -> list[str]:
-    """The run's scalar test metrics, ``test/<head>/<metric>``."""
-    return [f"test/{k}" for k in scalar_metrics(run.metrics.test)]
+def available_metrics(run: Run, split: str = "test") -> list[str]:
+    """The run's scalar metrics of one split, ``test/<head>/<metric>`` (or ``test:B/...``, ``val/...``)."""
+    return [f"{split}/{k}" for k in scalar_metrics(run.metrics.splits.get(split) or {})]
 
 
 def default_metric(run: Run) -> str:
@@ -102,25 +102,28 @@ def default_metric(run: Run) -> str:
     return f"test/{head}/{HEAD_KINDS.get(info.kind).headline[0]}"
 
 
-def _parse_metric(metric: str, run: Run) -> tuple[str, str]:
-    available = available_metrics(run)
+def parse_metric(metric: str, run: Run) -> tuple[str, str, str]:
+    """``(split, head, name)`` of ``<split>/<head>/<metric>``, a metric the run logs."""
+    split = metric.split("/", 1)[0]
+    available = available_metrics(run, split)
     if metric not in available:
+        available = available or available_metrics(run)
         raise UserError(f"--metric {metric!r} is not logged by {run.dir}; available: {', '.join(available)}")
-    head, _, name = metric.removeprefix("test/").rpartition("/")
-    return head, name
+    head, _, name = metric.removeprefix(f"{split}/").rpartition("/")
+    return split, head, name
 
 
-def per_image(run: Run, head: str, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(index, scores)`` on the test split: 1/0 correct for accuracy, |err| for MAE, err² for MSE."""
+def per_image(run: Run, head: str, name: str, split: str = "test") -> tuple[np.ndarray, np.ndarray | None]:
+    """``(index, scores)`` on one split: 1/0 correct for accuracy, |err| for MAE, err² for MSE."""
     kind = run.metrics.heads[head].kind
     preds = run.predictions
-    if preds is None or "test" not in preds.index:
-        raise UserError(f"{run.dir}/predictions.npz: no test split; expected the run's saved predictions")
-    index = preds.index["test"]
+    if preds is None or split not in preds.index:
+        raise UserError(f"{run.dir}/predictions.npz: no {split} split; expected the run's saved predictions")
+    index = preds.index[split]
     if (kind, name) not in PER_IMAGE:
         return index, None
-    y_true = preds.head("test", head)["y_true"]
-    out = preds.output("test", head, kind)
+    y_true = preds.head(split, head)["y_true"]
+    out = preds.output(split, head, kind)
     if kind == "classification":
         return index, (out.argmax(axis=1) == y_true).astype(float)
     err = (out - y_true).reshape(len(index), -1)
@@ -131,17 +134,17 @@ def variant_result(variant: Variant, metric: str, reference: tuple[Path, np.ndar
     """The VariantResult of one variant, and the (dir, test index) every later variant must match."""
     seeds, values, scores = [], [], []
     for run in variant.runs:
-        head, name = _parse_metric(metric, run)
-        index, score = per_image(run, head, name)
+        split, head, name = parse_metric(metric, run)
+        index, score = per_image(run, head, name, split)
         if reference is None:
             reference = (run.dir, index)
         elif not np.array_equal(reference[1], index):
             raise UserError(
-                f"{reference[0]} and {run.dir} were tested on different test images; "
+                f"{reference[0]} and {run.dir} were tested on different {split} images; "
                 "expected the same data and split in every run"
             )
         seeds.append(run.config.seed if run.config is not None else len(seeds))
-        values.append(run.metrics.test[head][name])
+        values.append(run.metrics.splits[split][head][name])
         scores.append(score)
     image = None if any(s is None for s in scores) else np.stack(scores)
     correct = image.astype(bool) if image is not None and metric.endswith("/accuracy") else None
@@ -154,7 +157,8 @@ def compare_dirs(dirs: list[Path], metric: str | None = None) -> Comparison:
 
     Args:
         dirs: run, seed-group or study directories.
-        metric: ``test/<head>/<metric>``; None: the first head's headline metric.
+        metric: ``test/<head>/<metric>`` (or of another scored split: ``test:B/...``, ``val/...``);
+            None: the first head's headline test metric.
 
     Returns:
         The comparison (its ``verdict`` says which differences are significant).

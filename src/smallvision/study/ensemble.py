@@ -6,7 +6,8 @@ is :mod:`smallvision.study.group`'s job, so nothing here imports the training co
 The ensemble is computed from the members' saved ``predictions.npz`` only: the mean of the
 probabilities for classification heads (soft voting), the mean prediction for regression and
 reconstruction heads. Its metrics use the same code as every run, and sit beside each member's
-with the gain over the best and over the mean member (positive = the ensemble is better).
+with the gain over the best and over the mean member (positive = the ensemble is better), on the
+test split, or on val when the members have no test split (``gain_split: val`` says so).
 """
 
 from __future__ import annotations
@@ -111,8 +112,7 @@ def ensemble_runs(member_dirs: Sequence[Path], out_dir: Path) -> MetricsRecord:
             splits[split], evaluated[split] = index, (y_true, outputs)
             # reconstructions are saved standardised: pixel accuracy needs the members' normaliser
             scored[split] = compute_metrics(kinds, y_true, outputs, normalization)
-    if "test" not in scored:
-        raise UserError(f"ensemble: the members in {dirs[0].parent} have no test predictions")
+    gain_split = gain_split_of(scored, dirs)
     result = MetricsRecord(
         "completed",
         kind="ensemble",
@@ -120,10 +120,11 @@ def ensemble_runs(member_dirs: Sequence[Path], out_dir: Path) -> MetricsRecord:
         heads=heads,
         data=records[0].data,
         members={
-            d.name: Member(str(d), _seed_of(d), m.status, m.scalars("test"))
+            d.name: Member(str(d), _seed_of(d), m.status, m.scalars("test"), m.scalars("val"))
             for d, m in zip(dirs, records, strict=True)
         },
-        gain=gains(scored["test"], [m.test for m in records]),
+        gain=gains(scored[gain_split], [m.splits[gain_split] for m in records]),
+        gain_split=None if gain_split == "test" else gain_split,
         train_seconds=float(sum(m.train_seconds or 0.0 for m in records)),
         method={k: HEAD_KINDS.get(k).ensemble_method for k in HEAD_KINDS.list()},
         # the members share data and splits, so their trivial predictors score alike
@@ -133,6 +134,18 @@ def ensemble_runs(member_dirs: Sequence[Path], out_dir: Path) -> MetricsRecord:
     save_predictions(RunPaths(out_dir).predictions, splits, evaluated, kinds)
     write_json(RunPaths(out_dir).metrics, result.to_dict())
     return result
+
+
+def gain_split_of(scored: dict, dirs: Sequence[Path]) -> str:
+    """``test``; ``val`` when the members have no test split (an 80/20 train/val split).
+
+    The validation set also chose each member's best epoch, so gains on it are optimistic for the
+    members and the ensemble alike; the record says which split it is (``gain_split``).
+    """
+    for split in ("test", "val"):
+        if split in scored:
+            return split
+    raise UserError(f"ensemble: the members in {dirs[0].parent} have neither test nor val predictions")
 
 
 def _seed_of(run_dir: Path) -> int | None:

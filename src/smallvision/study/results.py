@@ -1,8 +1,9 @@
 """A study's result files, computed from its run directories alone (so any worker can write them).
 
 ``study.resolved.yaml`` (cells with ids and resolved overrides), ``selections.json`` (every
-``best(...)`` resolution), ``results.csv`` (one row per run) and ``summary.md`` (per step, the cells
-grouped by everything but the seed: mean ± std of the headline metrics).
+``best(...)`` resolution), ``results.csv`` (one row per run), ``ensembles/`` (steps with
+``ensemble: true``, see ``study.ensembles``) and ``summary.md`` (per step, the cells grouped by
+everything but the seed: mean ± std of the headline metrics, their comparisons, the ensembles).
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ def write_text(path: Path, text: str) -> None:
 
 def write_all(spec: StudySpec, study_dir: Path, plan: list[PlannedCell]) -> None:
     """Every result file of the study as its directory stands now."""
+    from smallvision.study.ensembles import write_ensembles
+
     rows = [result_row(study_dir, pc) for pc in plan]
     write_text(study_dir / "study.resolved.yaml", resolved_yaml(spec, plan))
     write_text(study_dir / "selections.json", json.dumps(selections(study_dir, plan), indent=2))
     write_text(study_dir / "results.csv", results_csv(spec, rows))
-    write_text(study_dir / "summary.md", summary_markdown(spec, study_dir, plan, rows))
+    ensembles = write_ensembles(spec, study_dir, plan)  # steps with ensemble: true
+    write_text(study_dir / "summary.md", summary_markdown(spec, study_dir, plan, rows, ensembles))
 
 
 def resolved_yaml(spec: StudySpec, plan: list[PlannedCell]) -> str:
@@ -120,6 +124,7 @@ def result_row(study_dir: Path, pc: PlannedCell) -> dict:
     if metrics is not None and metrics.status == "completed":
         row.update(flat_metrics(run_dir, metrics))
         row["train_seconds"] = metrics.train_seconds
+        row["inference_seconds_per_image"] = metrics.inference.get("seconds_per_image")
         row["parameters"] = metrics.params.get("total")
     return row
 
@@ -144,10 +149,21 @@ def columns(spec: StudySpec, rows: list[dict]) -> list[str]:
             axes += [k for k in cell.values if k not in axes]
         axes += [k for k in (step.search.params if step.search else ()) if k not in axes]  # search-best's
     seen = {k for r in rows for k in r}
-    metrics = sorted(k for k in seen if k.startswith("test/")) + sorted(
-        k for k in seen if k.startswith("val/")
-    )
-    return fixed + axes + ["seed", "status", "error"] + metrics + ["train_seconds", "parameters"]
+    metrics = sorted((k for k in seen if _split_order(k) is not None), key=lambda k: (_split_order(k), k))
+    timings = ["train_seconds", "inference_seconds_per_image", "parameters"]
+    return fixed + axes + ["seed", "status", "error"] + metrics + timings
+
+
+def _split_order(key: str) -> int | None:
+    """Where a metric column goes: test, the domain parts of test (``test:B/...``), val, the
+    evaluation sets (``eval:NAME/...``); None for a column that is not a metric."""
+    split = key.split("/", 1)[0] if "/" in key else None
+    if split is None:
+        return None
+    for order, prefix in enumerate(("test", "test:", "val", "val:", "eval:")):
+        if split == prefix or (prefix.endswith(":") and split.startswith(prefix)):
+            return order
+    return None
 
 
 def results_csv(spec: StudySpec, rows: list[dict]) -> str:

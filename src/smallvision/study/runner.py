@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from smallvision.study.claims import DEFAULT_STALE_AFTER
 from smallvision.study.results import write_all
 from smallvision.study.search import STORAGE_ENV, check_storage
 from smallvision.study.spec import StudySpec, load_study
+from smallvision.study.timings import record_timing
 from smallvision.study.worker import PlannedCell, Worker, cell_state
 
 
@@ -83,7 +85,9 @@ def run_study(
         study_dir = _existing(directory)
     _save_file(study_dir, path)
     # the base as read (a relative base file resolved) and the name: resume and workers need no file
-    write_json(study_dir / "study.json", {"overrides": overrides, "name": spec.name, "base": spec.base})
+    file = None if isinstance(path, dict) else str(path)  # for the exact command (study.results_doc)
+    saved = {"overrides": overrides, "name": spec.name, "base": spec.base, "file": file}
+    write_json(study_dir / "study.json", saved)
     return execute(spec, study_dir, workers, stale_after, progress, storage)
 
 
@@ -183,12 +187,14 @@ def execute(
         raise UserError(f"--workers {workers}: expected at least 1")
     retry_failed(study_dir)
     threads = threads_per_worker(workers)
+    started, start = time.time(), time.perf_counter()
     display = ProgressDisplay(spec, study_dir, stale_after, enabled=progress).start()
     try:
         plan = _run_workers(spec, study_dir, workers, threads, stale_after, storage)
     finally:
         display.stop()
     finish_files(spec, study_dir, plan)
+    record_timing(study_dir, started, time.perf_counter() - start, workers, plan)
     return StudyResult(study_dir, plan)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from smallvision.config import RunConfig, apply_overrides, build_config, parse_override, read_yaml
 from smallvision.errors import UserError
+from smallvision.study.claims_check import parse_claims
 from smallvision.study.spec_refs import (
     CellOutcome,
     Ref,
@@ -50,8 +51,8 @@ __all__ = [
     "select_best",
 ]
 
-TOP_KEYS = ("name", "description", "base", "output_dir", "seeds", "steps")
-STEP_KEYS = ("name", "description", "set", "axes", "zip", "variants", "seeds", "select", "search")
+TOP_KEYS = ("name", "description", "base", "output_dir", "seeds", "steps", "claims")
+STEP_KEYS = ("name", "description", "set", "axes", "zip", "variants", "seeds", "select", "search", "ensemble")
 # run-config keys a command-line override of a study may start with (the rest are study keys)
 _RUN_KEYS = ("data", "model", "heads", "train", "report")
 _NAME = re.compile(r"^[A-Za-z_][\w-]*$")
@@ -102,6 +103,7 @@ class Step:
         depends_on: the earlier steps its references name, in order of first use.
         set: its fixed overrides (flattened dotted keys), the start of every cell and trial.
         seeds: its seeds (a search trains its trials at the first, its best at each).
+        ensemble: also soft-vote each group's seeds (``study.ensembles``).
     """
 
     name: str
@@ -111,6 +113,7 @@ class Step:
     depends_on: list[str]
     set: dict[str, Any] | None = None
     seeds: tuple[int, ...] = ()
+    ensemble: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class StudySpec:
         steps: the steps in order.
         output_dir: where study directories go.
         origin: how errors name the study (its path, or ``study <name>``).
+        claims: what the study sets out to test (``study.claims_check``), checked against its groups.
     """
 
     name: str
@@ -134,6 +138,7 @@ class StudySpec:
     steps: list[Step]
     output_dir: str = "studies"
     origin: str = "study"
+    claims: tuple = ()
 
     def step(self, name: str) -> Step:
         """The step called ``name``."""
@@ -149,8 +154,9 @@ def load_study(path_or_mapping: str | Path | Mapping, overrides: list[str] | dic
     Args:
         path_or_mapping: a YAML study file, or the study as a mapping.
         overrides: ``key=value`` strings or a mapping. Run keys (``train.epochs=1``) and
-            ``base.<key>`` change the base config; ``name``, ``output_dir`` and ``seeds`` change the
-            study (``seeds`` replaces the seeds of every step).
+            ``base.<key>`` change the base config; ``steps.<step>.<run key>`` is added to that
+            step's ``set`` (so it wins over the step's own value); ``name``, ``output_dir`` and
+            ``seeds`` change the study (``seeds`` replaces the seeds of every step).
 
     Raises:
         UserError: one line naming the study, step, cell and key of the first problem.
@@ -163,12 +169,12 @@ def load_study(path_or_mapping: str | Path | Mapping, overrides: list[str] | dic
         path = Path(path_or_mapping)
         raw = read_yaml(path)
     origin = str(path) if path else f"study {raw.get('name', '')!r}".replace(" ''", "")
-    doc, base_over, all_seeds = _apply_study_overrides(_copy(raw), overrides, origin)
+    doc, base_over, all_seeds, step_over = _apply_study_overrides(_copy(raw), overrides, origin)
     _check_keys(doc, TOP_KEYS + (() if "steps" in doc else STEP_KEYS), origin, "study")
     base = _load_base(doc, path, origin, base_over)
     base_cfg = build_config(base, origin=f"{origin}: base")
     seeds = _seeds(doc.get("seeds"), f"{origin}: seeds") or base_cfg.seeds or [base_cfg.seed]
-    raw_steps = _raw_steps(doc, origin)
+    raw_steps = _step_overrides(_raw_steps(doc, origin), step_over, origin)
     if all_seeds is not None:
         raw_steps = [{**s, "seeds": seeds} for s in raw_steps]
     steps = [_parse_step(s, i, seeds, base_cfg, origin) for i, s in enumerate(raw_steps)]
@@ -184,6 +190,7 @@ def load_study(path_or_mapping: str | Path | Mapping, overrides: list[str] | dic
         steps=steps,
         output_dir=str(doc.get("output_dir") or "studies"),
         origin=origin,
+        claims=parse_claims(doc.get("claims"), steps, origin),
     )
     check_study(spec)
     return spec
@@ -201,10 +208,11 @@ def cell_config(spec: StudySpec, cell: Cell, overrides: Mapping[str, Any]) -> Ru
 
 def _apply_study_overrides(
     doc: dict, overrides: list[str] | dict | None, origin: str
-) -> tuple[dict, dict[str, Any], Any]:
+) -> tuple[dict, dict[str, Any], Any, dict[str, dict[str, Any]]]:
     """Command-line ``key=value``: run keys go to the base (returned), study keys into ``doc``.
 
-    Returns the study mapping, the base overrides and the ``seeds`` override (None when absent).
+    Returns the study mapping, the base overrides, the ``seeds`` override (None when absent) and
+    the step overrides (``steps.<step>.<run key>``: step -> dotted key -> value).
     """
     pairs = (
         [(k.split("."), v) for k, v in overrides.items()]
@@ -212,10 +220,13 @@ def _apply_study_overrides(
         else [parse_override(o) for o in overrides or []]
     )
     base_over: dict[str, Any] = {}
+    step_over: dict[str, dict[str, Any]] = {}
     seeds = None
     for parts, value in pairs:
         if parts[0] == "base" and len(parts) > 1:
             base_over[".".join(parts[1:])] = value
+        elif parts[0] == "steps" and len(parts) > 2 and parts[2] in _RUN_KEYS:
+            step_over.setdefault(parts[1], {})[".".join(parts[2:])] = value
         elif parts[0] in _RUN_KEYS:
             base_over[".".join(parts)] = value
         elif parts[0] in ("name", "output_dir") and len(parts) == 1:
@@ -225,9 +236,22 @@ def _apply_study_overrides(
         else:
             raise UserError(
                 f"{origin}: override {'.'.join(parts)!r}: expected a run key (train.epochs=1), "
-                "base.<key>, name, output_dir or seeds"
+                "base.<key>, steps.<step>.<run key>, name, output_dir or seeds"
             )
-    return doc, base_over, seeds
+    return doc, base_over, seeds, step_over
+
+
+def _step_overrides(steps: list[dict], over: dict[str, dict[str, Any]], origin: str) -> list[dict]:
+    """``steps.<step>.<key>=value`` added to that step's ``set`` (after its own keys, so they win)."""
+    names = [s.get("name") for s in steps]
+    for name, keys in over.items():
+        if name not in names:
+            raise UserError(
+                f"{origin}: override steps.{name}...: no step {name!r} (steps: {', '.join(map(str, names))})"
+            )
+        step = steps[names.index(name)]
+        step["set"] = {**_flat_mapping(step.get("set"), f"{origin}: step {name!r}: set"), **keys}
+    return steps
 
 
 def _load_base(doc: dict, path: Path | None, origin: str, overrides: dict[str, Any]) -> dict:
@@ -317,6 +341,9 @@ def _parse_step(raw: dict, index: int, seeds: list[int], base: RunConfig, origin
     if select is not None and not isinstance(select, str):
         raise UserError(f"{where}: select: expected a metric name such as val/loss, got {select!r}")
     search = parse_search(raw.get("search"), where) if raw.get("search") is not None else None
+    ensemble = raw.get("ensemble", False)
+    if not isinstance(ensemble, bool):
+        raise UserError(f"{where}: ensemble: expected true or false, got {ensemble!r}")
     grid = any(raw.get(k) for k in ("variants", "axes", "zip"))
     reset = {"seeds": None} if base.seeds is not None else {}
     cells = (
@@ -329,7 +356,8 @@ def _parse_step(raw: dict, index: int, seeds: list[int], base: RunConfig, origin
         if label in labels[:i]:
             raise UserError(f"{where}, cell {label!r}: two cells have the same values; remove the repeat")
     found = [r.step for c in cells for r in references(c.overrides)] + [r.step for r in references(fixed)]
-    return Step(name, cells, select, search, list(dict.fromkeys(found)), fixed, tuple(step_seeds))
+    depends = list(dict.fromkeys(found))
+    return Step(name, cells, select, search, depends, fixed, tuple(step_seeds), ensemble)
 
 
 def _expand(

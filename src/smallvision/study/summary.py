@@ -4,6 +4,8 @@ Each group's mean ± std over seeds of ``val/loss`` and of each head's headline 
 step has two groups or more, its comparison (``smallvision.evaluate.compare``: ranked table,
 significance after correction, verdict) of each headline metric follows, with per-image scores
 from ``predictions.npz`` (correctness for accuracy: McNemar; errors for MAE / MSE: bootstrap).
+Without a test split the headline metrics are val's, and the summary says why that is optimistic.
+A step with ``ensemble: true`` ends with its groups' ensembles (``study.ensembles``).
 """
 
 from __future__ import annotations
@@ -20,9 +22,18 @@ from smallvision.study.compare_runs import Variant, variant_results
 from smallvision.study.spec import StudySpec
 from smallvision.study.worker import PlannedCell
 
+NO_TEST = (
+    "No test split: these figures are on val, which also chose each run's best epoch (early "
+    "stopping), so they are optimistic; keep a test split for an unbiased comparison."
+)
 
-def summary_markdown(spec: StudySpec, study_dir: Path, plan: list[PlannedCell], rows: list[dict]) -> str:
-    """The whole summary, one section per step."""
+
+def summary_markdown(
+    spec: StudySpec, study_dir: Path, plan: list[PlannedCell], rows: list[dict], ensembles: list | None = None
+) -> str:
+    """The whole summary, one section per step (with its ensembles, when the step makes them)."""
+    from smallvision.study.ensembles import ensembles_markdown
+
     lines = [f"# Study {spec.name}", ""]
     for step in spec.steps:
         groups: dict[str, list[tuple[PlannedCell, dict]]] = {}
@@ -31,16 +42,25 @@ def summary_markdown(spec: StudySpec, study_dir: Path, plan: list[PlannedCell], 
                 groups.setdefault(pc.cell.group, []).append((pc, r))
         metrics = headline_metrics([r for members in groups.values() for _, r in members])
         lines += [f"## Step {step.name}", "", group_table(groups, ["val/loss", *metrics]), ""]
+        if metrics and not metrics[0].startswith("test/"):
+            lines += [NO_TEST, ""]
         for metric in metrics:
             section = comparison_markdown(study_dir, groups, metric)
             lines += [section, ""] if section else []
+        section = ensembles_markdown(ensembles or [], step.name)
+        lines += [section, ""] if section else []
     return "\n".join(lines)
 
 
 def headline_metrics(rows: list[dict]) -> list[str]:
-    """Each head's headline test metric (its kind's ``HeadKind.headline[0]``: accuracy, mae, mse) in these rows."""
+    """Each head's headline test metric (its kind's ``HeadKind.headline[0]``: accuracy, mae, mse) in
+    these rows; the val ones when the runs have no test split (an 80/20 train/val study)."""
     suffixes = tuple(f"/{HEAD_KINDS.get(k).headline[0]}" for k in HEAD_KINDS.list())
-    return sorted({k for r in rows for k in r if k.startswith("test/") and k.endswith(suffixes)})
+    for split in ("test/", "val/"):
+        found = sorted({k for r in rows for k in r if k.startswith(split) and k.endswith(suffixes)})
+        if found:
+            return found
+    return []
 
 
 def group_table(groups: dict[str, list[tuple[PlannedCell, dict]]], metrics: list[str]) -> str:

@@ -48,12 +48,14 @@ def read_run_metrics(run_dir: Path) -> MetricsRecord | None:
 
 
 def flat_metrics(run_dir: Path, metrics: MetricsRecord | None) -> dict[str, float]:
-    """``val/<head>/<metric>``, ``test/<head>/<metric>`` and the best epoch's val losses from history."""
+    """``<split>/<head>/<metric>`` of every scored split (val, test, domain parts such as
+    ``test:B``, evaluation sets ``eval:NAME``) and the best epoch's val losses from history."""
     if metrics is None:
         return {}
     flat = {}
-    for split in ("val", "test"):
-        flat.update({f"{split}/{k}": v for k, v in scalar_metrics(metrics.splits.get(split) or {}).items()})
+    for split, scores in metrics.splits.items():
+        if split != "train":
+            flat.update({f"{split}/{k}": v for k, v in scalar_metrics(scores or {}).items()})
     best = metrics.best_epoch
     for row in read_history(run_dir):
         if best is not None and row.get("epoch") == str(best):

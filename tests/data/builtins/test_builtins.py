@@ -69,6 +69,22 @@ def test_patches_are_unlabeled_rgb_and_deterministic():
     assert a.images.float().std() > 20  # real photographs, not flat colour
 
 
+def test_labelled_patches_name_their_photograph_and_keep_the_same_images():
+    from smallvision.data.builtins.patches import photographs
+
+    a = load_source("builtin:patches", {"n": 70, "labels": True}, seed=3)
+    assert torch.equal(a.images, load_source("builtin:patches", {"n": 70}, seed=3).images)
+    assert a.info["label"].classes[:2] == ("astronaut", "chelsea") and len(a.info["label"].classes) == 7
+    assert torch.bincount(a.targets["label"]).tolist() == [10] * 7  # balanced
+    # each crop is closest in colour to its own photograph's mean colour more often than chance
+    means = torch.stack([photo.mean(dim=(0, 2, 3)) for _, photo in photographs()])  # (7, 3)
+    crop_means = a.images.float().mean(dim=(2, 3))  # (70, 3)
+    nearest = torch.cdist(crop_means, means).argmin(1)
+    assert (nearest == a.targets["label"]).float().mean() > 0.3
+    with pytest.raises(UserError, match="data.options.labels: expected true or false"):
+        load_source("builtin:patches", {"labels": "yes"})
+
+
 def test_gratings_peak_at_their_frequency_and_orientation():
     kinds = torch.arange(len(GRATING_CLASSES))
     waves = gratings(kinds, torch.zeros(len(kinds)), 32)[:, 0]  # (32, 32, 32)

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from smallvision.data.builtins.common import balanced, check_int, to_uint8, uniform
-from smallvision.data.dataset import ImageSet
+from smallvision.data.dataset import ImageSet, TargetInfo
+from smallvision.errors import UserError
 from smallvision.registry import BUILTINS
 
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle")
@@ -58,12 +59,17 @@ def _crops(photo: torch.Tensor, k: int, size: int, gen: torch.Generator) -> torc
 
 
 @BUILTINS.register("patches")
-def patches(seed: int = 0, n: int = 2000, size: int = 64) -> ImageSet:
-    """A VOC-like unlabeled set: ``n`` RGB ``size`` x ``size`` crops of the shipped photographs.
+def patches(seed: int = 0, n: int = 2000, size: int = 64, labels: bool = False) -> ImageSet:
+    """A VOC-like set: ``n`` RGB ``size`` x ``size`` crops of the shipped photographs.
 
     Photographs: scikit-image's astronaut, chelsea, coffee, rocket, motorcycle (left view) and
-    scikit-learn's china and flower, used equally often. No targets (for autoencoders).
+    scikit-learn's china and flower, used equally often. No targets (for autoencoders), or with
+    ``labels`` the target ``label``: which photograph a crop comes from (7 balanced classes, a
+    labelled set of the same shape for a frozen encoder's downstream task). The images do not
+    depend on ``labels``.
     """
+    if not isinstance(labels, bool):
+        raise UserError(f"data.options.labels: expected true or false, got {labels!r}")
     n, size = check_int(n, "n", 1), check_int(size, "size", 8, 256)
     gen = torch.Generator().manual_seed(seed)
     photos = photographs()
@@ -73,4 +79,10 @@ def patches(seed: int = 0, n: int = 2000, size: int = 64) -> ImageSet:
         idx = (which == i).nonzero().flatten()
         for part in torch.split(idx, 256) if len(idx) else ():
             out[part] = to_uint8(_crops(photo, len(part), size, gen))
-    return ImageSet(out, {}, {}, name="builtin:patches", meta={"photos": [p[0] for p in photos]})
+    names = [p[0] for p in photos]
+    meta = {"photos": names}
+    if not labels:
+        return ImageSet(out, {}, {}, name="builtin:patches", meta=meta)
+    classes = tuple(name.removesuffix(".jpg") for name in names)
+    info = {"label": TargetInfo("classification", classes)}
+    return ImageSet(out, {"label": which.long()}, info, name="builtin:patches", meta=meta)
