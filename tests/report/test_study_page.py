@@ -140,13 +140,18 @@ def test_pairs_holm_friedman_and_ranks_equal_scipy_and_statsmodels(study, page):
             (d,), lambda x, axis: np.sum(x, axis=axis), permutation_type="samples",
             n_resamples=9999, vectorized=True, rng=np.random.default_rng(0),
         ).pvalue  # fmt: skip
-        raw.append(min(p, 1.0))
+        shown = float(row[pairs.header.index("p")][0])
         assert row[pairs.header.index("deciding test")][0] == "sign_flip_images"
-        assert row[pairs.header.index("p")][0] == g(raw[-1], ".3g")
+        if 2 ** len(d) <= 9999:  # every sign vector enumerated: the exact p, SciPy's own
+            assert shown == float(g(min(p, 1.0), ".3g"))
+        else:  # Monte Carlo with another random stream than SciPy's: equal within 4 standard errors
+            assert abs(shown - min(p, 1.0)) <= 4 * np.sqrt(p * (1 - p) / 9999) + 1e-3
+        raw.append(shown)
         w = st.wilcoxon([float(r[METRIC]) for r in groups_[a]], [float(r[METRIC]) for r in groups_[b]])
         assert row[pairs.header.index("Wilcoxon p")][0] == g(w.pvalue, ".3g")
     holm = multipletests(raw, method="holm")[1]
-    assert pairs.column("p (Holm)") == [g(p, ".3g") for p in holm]
+    shown_holm = [float(v) for v in pairs.column("p (Holm)")]
+    assert shown_holm == pytest.approx(holm, rel=0.01, abs=1e-3)  # of the shown (rounded) raw p's
     blocks = np.stack([scores[n].mean(0) for n in scores], axis=1)  # (images, variants)
     informative = blocks[np.ptp(blocks, axis=1) > 0]
     friedman = st.friedmanchisquare(*informative.T).pvalue
