@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from smallvision.config import HeadConfig
+    from smallvision.report.checks import Finding
     from smallvision.report.heads import HeadReport
 
 # HeadConfig keys that fit every kind
@@ -176,11 +177,20 @@ class HeadKind(abc.ABC):
         show = (lambda v: float(v[0])) if len(t) == 1 else (lambda v: [float(x) for x in v])
         return {"true": show(t), "predicted": show(p)}
 
+    def diagnose(
+        self, report: HeadReport, arrays: Mapping[str, np.ndarray], extra: Any, classes: list[str] | None
+    ) -> list[Finding]:
+        """This kind's findings about ``report.split``'s predictions (pure: no figures are drawn).
+
+        The report and the command line's warnings both call it; default: none.
+        """
+        return []
+
     @abc.abstractmethod
     def draw(
         self, report: HeadReport, arrays: Mapping[str, np.ndarray], extra: Any, classes: list[str] | None
     ) -> None:
-        """Add this kind's findings, figures and tables to ``report`` (split ``report.split``)."""
+        """Add this kind's figures and tables to ``report`` (split ``report.split``)."""
 
 
 def _flat(values: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from smallvision.config import HeadConfig
+    from smallvision.report.checks import Finding
     from smallvision.report.heads import HeadReport
 
 
@@ -103,16 +104,21 @@ class Classification(HeadKind):
         names = list(classes) if classes and len(classes) == len(prob) else [str(c) for c in range(len(prob))]
         return {"true": names[y], "predicted": names[pred], "p(predicted)": prob[pred], "p(true)": prob[y]}
 
+    def diagnose(
+        self, report: HeadReport, arrays: Mapping[str, np.ndarray], extra: Any, classes: list[str] | None
+    ) -> list[Finding]:
+        from smallvision.report import checks as ck
+
+        return ck.diagnose_classifier(report.name, extra, _names(classes, extra.confusion.shape[0]))
+
     def draw(
         self, report: HeadReport, arrays: Mapping[str, np.ndarray], extra: Any, classes: list[str] | None
     ) -> None:
-        from smallvision.report import checks as ck
         from smallvision.report import figures
         from smallvision.report.tables import Image
 
         k = extra.confusion.shape[0]
-        names = classes if classes and len(classes) == k else [str(i) for i in range(k)]
-        report.findings += ck.diagnose_classifier(report.name, extra, names)
+        names = _names(classes, k)
         split = report.split
         report.images.append(
             Image(f"{split} confusion matrix", figures.confusion_matrix(extra.confusion, names), wide=k > 12)
@@ -141,6 +147,11 @@ class Classification(HeadKind):
         if confused.rows:
             report.tables.append(confused)
         report.details.append(per_class_table(extra, names))
+
+
+def _names(classes: list[str] | None, k: int) -> list[str]:
+    """The class names when there are ``k`` of them, else ``"0"`` .. ``"k-1"``."""
+    return classes if classes and len(classes) == k else [str(i) for i in range(k)]
 
 
 def most_confused(cm: np.ndarray, classes: Sequence[str], top: int = 10) -> Any:

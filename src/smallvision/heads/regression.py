@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from smallvision.config import HeadConfig
+    from smallvision.report.checks import Finding
     from smallvision.report.heads import HeadReport
 
 
@@ -52,16 +53,21 @@ class Regression(HeadKind):
     def looks_like(self, arrays: Mapping[str, np.ndarray], reported: Mapping[str, Any]) -> bool:
         return "y_pred" in arrays and np.ndim(arrays["y_pred"]) < 3
 
+    def diagnose(
+        self, report: HeadReport, arrays: Mapping[str, np.ndarray], extra: Any, classes: list[str] | None
+    ) -> list[Finding]:
+        from smallvision.report import checks as ck
+
+        r2 = report.checks[report.split]["r2"].recomputed
+        return ck.diagnose_regressor(report.name, arrays["y_true"], arrays["y_pred"], r2)
+
     def draw(
         self, report: HeadReport, arrays: Mapping[str, np.ndarray], extra: Any, classes: list[str] | None
     ) -> None:
-        from smallvision.report import checks as ck
         from smallvision.report import figures
         from smallvision.report.tables import Image
 
         y_true, y_pred = arrays["y_true"], arrays["y_pred"]
-        r2 = report.checks[report.split]["r2"].recomputed
-        report.findings += ck.diagnose_regressor(report.name, y_true, y_pred, r2)
         t = np.asarray(y_true, dtype=np.float64).ravel()
         p = np.asarray(y_pred, dtype=np.float64).ravel()
         report.images.append(Image(f"{report.split} true vs predicted", figures.true_vs_predicted(t, p)))

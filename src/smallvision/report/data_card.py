@@ -36,14 +36,22 @@ def section(run: Run) -> tuple[list[Block], list[Finding], str | None]:
             [],
             f"data_card.npz {why}: this run was made before the data card existed, or is a baseline or an ensemble.",
         )
-    blocks = [_source_block(card)]
-    findings: list[Finding] = []
-    for head in heads_of(card):
-        block, found = _counts_block(run, card, head)
-        blocks.append(block)
-        findings += found
+    blocks = [_source_block(card)] + [_counts_block(card, head) for head in heads_of(card)]
     blocks += [b for b in (_samples_block(card), _class_images_block(card), _pixel_block(card)) if b]
-    return blocks, findings, None
+    return blocks, findings(run), None
+
+
+def findings(run: Run) -> list[Finding]:
+    """The data card's findings (test counts that disagree with predictions.npz), without its blocks."""
+    card = run.data_card
+    if card is None:
+        return []
+    splits = [str(s) for s in card["splits"]]
+    return [
+        f
+        for head in heads_of(card)
+        for f in _check_test_counts(run, head, splits, np.asarray(card[f"counts/{head}"], dtype=np.int64))
+    ]
 
 
 def _str(value: np.ndarray) -> str:
@@ -76,7 +84,7 @@ def _source_block(card: Mapping[str, np.ndarray]) -> Block:
     return block
 
 
-def _counts_block(run: Run, card: Mapping[str, np.ndarray], head: str) -> tuple[Block, list[Finding]]:
+def _counts_block(card: Mapping[str, np.ndarray], head: str) -> Block:
     counts = np.asarray(card[f"counts/{head}"], dtype=np.int64)  # (S, K)
     splits = [str(s) for s in card["splits"]]
     classes = [str(c) for c in card.get(f"classes/{head}", np.arange(counts.shape[1]))]
@@ -98,7 +106,7 @@ def _counts_block(run: Run, card: Mapping[str, np.ndarray], head: str) -> tuple[
             f"training classes: largest {classes[int(share.argmax())]} {share.max():.1%}, smallest "
             f"{classes[int(share.argmin())]} {share.min():.1%} (imbalance {train.max() / max(train.min(), 1):.2f}x)"
         )
-    return block, _check_test_counts(run, head, splits, counts)
+    return block
 
 
 def _check_test_counts(run: Run, head: str, splits: list[str], counts: np.ndarray) -> list[Finding]:

@@ -11,7 +11,6 @@ import io
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -52,27 +51,7 @@ def _figure(width: float, height: float, layout: str | None = "constrained") -> 
     return fig
 
 
-# set by :func:`no_rendering`: a caller that needs a report's findings, not its pictures
-_RENDER: ContextVar[bool] = ContextVar("smallvision_render_figures", default=True)
-
-
-@contextmanager
-def no_rendering() -> Iterator[None]:
-    """Within the block, figures are laid out but not rendered (``_png`` gives empty bytes).
-
-    Rendering is most of a report's cost; the command line's warnings need only the findings,
-    which are computed beside the figures, so it skips the pixels.
-    """
-    token = _RENDER.set(False)
-    try:
-        yield
-    finally:
-        _RENDER.reset(token)
-
-
 def _png(fig: Any) -> bytes:
-    if not _RENDER.get():
-        return b""
     buf = io.BytesIO()
     # no Software metadata: the same arrays give the same bytes
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})

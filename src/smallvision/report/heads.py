@@ -80,8 +80,12 @@ def _head_info(run: Run, head: str) -> tuple[HeadKind, list[str] | None]:
     return HEAD_KINDS.get(kind), [str(c) for c in classes] if isinstance(classes, list) else None
 
 
-def analyse_head(run: Run, head: str) -> HeadReport:
-    """Recompute, check and draw one head from every split that has predictions."""
+def analyse_head(run: Run, head: str, draw: bool = True) -> HeadReport:
+    """Recompute, check and draw one head from every split that has predictions.
+
+    With ``draw=False`` only the checks and findings are made (the command line's warnings):
+    no figure or table, and the findings are those of the drawn report.
+    """
     kind, classes = _head_info(run, head)
     report = HeadReport(head, kind.name)
     best_epoch = run.metrics.best_epoch if run.metrics else None
@@ -105,7 +109,12 @@ def analyse_head(run: Run, head: str) -> HeadReport:
         if not report.split:  # figures and diagnoses from test, or from val when test is missing
             report.split = split
             report.findings += ck.non_finite(head, arrays.get(kind.npz_field))
-            kind.draw(report, arrays, scored.extra, classes)
-            # intervals, ROC, calibration, residual shape, image quality (report/sections.py)
-            sections.draw(report, arrays, classes, sections.head_context(run.metrics))
+            report.findings += kind.diagnose(report, arrays, scored.extra, classes)
+            ctx = sections.head_context(run.metrics)
+            if draw:
+                kind.draw(report, arrays, scored.extra, classes)
+                # intervals, ROC, calibration, residual shape, image quality (report/sections.py)
+                sections.draw(report, arrays, classes, ctx)
+            else:
+                report.findings += sections.findings(report, arrays, classes, ctx)
     return report

