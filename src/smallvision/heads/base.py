@@ -193,6 +193,11 @@ class HeadKind(abc.ABC):
         """Add this kind's figures and tables to ``report`` (split ``report.split``)."""
 
 
+def class_names(classes: Sequence[str] | None, k: int) -> list[str]:
+    """The ``k`` class names when ``classes`` has that many, else ``"0"`` .. ``"k-1"``."""
+    return list(classes) if classes and len(classes) == k else [str(i) for i in range(k)]
+
+
 def _flat(values: np.ndarray) -> np.ndarray:
     """(N, ...) -> (N, k) float64."""
     a = np.asarray(values, dtype=np.float64)

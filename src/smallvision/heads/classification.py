@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from smallvision.errors import UserError
-from smallvision.heads.base import PROB_FLOOR, HeadKind, Rescored
+from smallvision.heads.base import PROB_FLOOR, HeadKind, Rescored, class_names
 from smallvision.registry import HEAD_KINDS
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class Classification(HeadKind):
     ) -> dict[str, Any]:
         prob = np.asarray(arrays["prob"][i], dtype=np.float64)
         y, pred = int(arrays["y_true"][i]), int(prob.argmax())
-        names = list(classes) if classes and len(classes) == len(prob) else [str(c) for c in range(len(prob))]
+        names = class_names(classes, len(prob))
         return {"true": names[y], "predicted": names[pred], "p(predicted)": prob[pred], "p(true)": prob[y]}
 
     def diagnose(
@@ -109,7 +109,7 @@ class Classification(HeadKind):
     ) -> list[Finding]:
         from smallvision.report import checks as ck
 
-        return ck.diagnose_classifier(report.name, extra, _names(classes, extra.confusion.shape[0]))
+        return ck.diagnose_classifier(report.name, extra, class_names(classes, extra.confusion.shape[0]))
 
     def draw(
         self, report: HeadReport, arrays: Mapping[str, np.ndarray], extra: Any, classes: list[str] | None
@@ -118,7 +118,7 @@ class Classification(HeadKind):
         from smallvision.report.tables import Image
 
         k = extra.confusion.shape[0]
-        names = _names(classes, k)
+        names = class_names(classes, k)
         split = report.split
         report.images.append(
             Image(f"{split} confusion matrix", figures.confusion_matrix(extra.confusion, names), wide=k > 12)
@@ -147,11 +147,6 @@ class Classification(HeadKind):
         if confused.rows:
             report.tables.append(confused)
         report.details.append(per_class_table(extra, names))
-
-
-def _names(classes: list[str] | None, k: int) -> list[str]:
-    """The class names when there are ``k`` of them, else ``"0"`` .. ``"k-1"``."""
-    return classes if classes and len(classes) == k else [str(i) for i in range(k)]
 
 
 def most_confused(cm: np.ndarray, classes: Sequence[str], top: int = 10) -> Any:

@@ -13,7 +13,7 @@ import numpy as np
 
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import metric
-from smallvision.heads.base import PROB_FLOOR, HeadKind
+from smallvision.heads.base import PROB_FLOOR, HeadKind, class_names
 from smallvision.registry import HEAD_KINDS
 
 if TYPE_CHECKING:
@@ -143,9 +143,7 @@ class MultiLabel(HeadKind):
         self, arrays: Mapping[str, np.ndarray], i: int, classes: Sequence[str] | None
     ) -> dict[str, Any]:
         t, p = _decisions(arrays["y_true"][i : i + 1], arrays["prob"][i : i + 1])
-        names = (
-            list(classes) if classes and len(classes) == t.shape[1] else [str(c) for c in range(t.shape[1])]
-        )
+        names = class_names(classes, t.shape[1])
         said = lambda on: ", ".join(n for n, yes in zip(names, on, strict=True) if yes) or "none"  # noqa: E731
         return {"true": said(t[0]), "predicted": said(p[0])}
 
@@ -157,7 +155,7 @@ class MultiLabel(HeadKind):
 
         scores = per_label(arrays["y_true"], arrays["prob"])
         k = len(scores["f1"])
-        names = classes if classes and len(classes) == k else [str(i) for i in range(k)]
+        names = class_names(classes, k)
         bars = figures.per_class_bars(*(np.asarray(scores[m]) for m in ("precision", "recall", "f1")), names)
         report.images.append(Image(f"{report.split} per-label precision, recall, F1", bars, wide=True))
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from smallvision.evaluate import diagnostics as dg
+from smallvision.heads.base import class_names
 from smallvision.report import head_figures
 from smallvision.report.checks import Finding
 from smallvision.report.tables import Cell, Image, Table, format_value
@@ -106,7 +107,6 @@ def classification(
     estimates, refs = _class_intervals(report.split, y, prob, classes, ctx)
     report.tables.append(interval_table(estimates, refs, f"{report.split} metrics; {INTERVAL_NOTE}"))
     report.findings += _reference_finding(report.name, report.split, estimates, refs, "accuracy", True)
-    counts = ctx.train_counts
     _roc(report, y, prob, classes)
     cal = dg.calibration(y, prob)
     report.images.append(
@@ -116,7 +116,7 @@ def classification(
             f"expected calibration error {cal.ece:.4f} ({len(cal.counts)} equal-width confidence bins)",
         )
     )
-    _accuracy_vs_frequency(report, y, prob.argmax(axis=1), classes, counts)
+    _accuracy_vs_frequency(report, y, prob.argmax(axis=1), classes, ctx.train_counts)
 
 
 def _class_arrays(y_true: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -287,7 +287,7 @@ def findings(
         y, prob = _class_arrays(arrays["y_true"], arrays["prob"])
         if not len(y):
             return []
-        names = _class_names(classes, prob.shape[1])
+        names = class_names(classes, prob.shape[1])
         estimates, refs = _class_intervals(report.split, y, prob, names, ctx)
         return _reference_finding(report.name, report.split, estimates, refs, "accuracy", True)
     if report.kind == "regression" and "y_pred" in arrays:
@@ -300,16 +300,12 @@ def findings(
     return []
 
 
-def _class_names(classes: Sequence[str] | None, k: int) -> list[str]:
-    return list(classes) if classes and len(classes) == k else [str(i) for i in range(k)]
-
-
 def draw(
     report: HeadReport, arrays: Mapping[str, np.ndarray], classes: Sequence[str] | None, ctx: HeadContext
 ) -> None:
     """The diagnostic section of ``report``'s kind from one split's arrays (nothing for other kinds)."""
     if report.kind == "classification" and "prob" in arrays:
-        names = _class_names(classes, np.shape(arrays["prob"])[1])
+        names = class_names(classes, np.shape(arrays["prob"])[1])
         classification(report, arrays["y_true"], arrays["prob"], names, ctx)
     elif report.kind == "regression" and "y_pred" in arrays:
         regression(report, arrays["y_true"], arrays["y_pred"], ctx)
