@@ -7,10 +7,8 @@ from smallvision.config import (
     build_config,
     load_config,
     parse_override,
-    training_difference,
-    training_fingerprint,
-    training_keys,
 )
+from smallvision.config_training import training_difference, training_fingerprint, training_keys
 from smallvision.errors import UserError
 
 

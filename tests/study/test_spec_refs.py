@@ -82,6 +82,36 @@ def test_resolve_cell_takes_the_best_mean_over_seeds_then_its_best_seed():
     }
 
 
+def test_same_seed_takes_the_best_group_then_the_referring_cells_own_seed():
+    second = {"seeds": [0, 1], "set": {"model.init": "@bn.best(val/loss, same_seed)"}}
+    spec = load_study(two_steps(second))
+    assert references("@bn.best(val/loss, same_seed)") == [
+        Ref("@bn.best(val/loss, same_seed)", "bn", best=True, metric="val/loss", same_seed=True)
+    ]
+    losses = {  # hidden=32 has the lower mean; its best seed is 1, but seed 0 must start from seed 0
+        "model.params.hidden=16 seed=0": 0.1,
+        "model.params.hidden=16 seed=1": 0.9,
+        "model.params.hidden=32 seed=0": 0.4,
+        "model.params.hidden=32 seed=1": 0.3,
+    }
+    outcomes = fake_outcomes(spec, "bn", losses)
+    inits = {c.seed: resolve_cell(spec, c, lambda name: outcomes).model.init for c in spec.steps[1].cells}
+    assert inits == {0: "/runs/model.params.hidden=32 seed=0", 1: "/runs/model.params.hidden=32 seed=1"}
+    chosen = select_best("bn", outcomes, "val/loss", seed=0)
+    assert chosen.same_seed and chosen.group == "model.params.hidden=32"
+    with pytest.raises(UserError, match="has no finished run with seed 0"):  # that seed failed
+        select_best("bn", [o for o in outcomes if o.cell.seed == 1], "val/loss", seed=0)
+    # checked before anything trains: a seed the referenced step never ran, a misspelt option
+    with pytest.raises(
+        UserError, match=r"same_seed: this cell's seed 7 is not among the seeds of step 'bn', \[0, 1\]"
+    ):
+        load_study(two_steps({**second, "seeds": [0, 7]}))
+    with pytest.raises(
+        UserError, match="expected best\\(val/<metric>\\) or best\\(val/<metric>, same_seed\\)"
+    ):
+        references("@bn.best(val/loss, same_sed)")
+
+
 def test_best_maximises_accuracy_and_skips_failed_cells():
     spec = load_study(two_steps({"set": {"model.init": "@bn.best(val/label/accuracy)"}}))
     cells = spec.step("bn").cells

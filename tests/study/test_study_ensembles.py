@@ -116,3 +116,21 @@ def test_ensemble_must_be_a_boolean(tmp_path):
     with pytest.raises(UserError, match="ensemble: expected true or false, got 'yes'"):
         load_study(study(tmp_path, ensemble="yes"))
     assert json.dumps(study(tmp_path))  # the study itself is plain data
+
+
+def test_the_study_page_compares_val_and_says_so_when_there_is_no_test_split(finished):
+    from smallvision.report.study_data import read_study
+    from smallvision.report.study_page import render_study_report
+    from smallvision.report.study_stats import disagreement, headline_metrics, metric_result
+
+    step = read_study(finished.dir).steps[0]
+    assert headline_metrics(step) == ["val/label/accuracy"]
+    result = metric_result(step, "val/label/accuracy")
+    assert result.comparison is not None and not result.error
+    assert sorted(r.name for r in result.comparison.rows) == ["small", "wide"]
+    verdict = result.comparison.verdict  # the deciding test is named on the images it used
+    assert "val images" in verdict and "test images" not in verdict
+    d = disagreement(result, step)
+    assert d is not None and d.split == "val" and d.images is None and "test images only" in d.note
+    html = render_study_report(finished.dir)
+    assert "val/label/accuracy" in html and "val image–seed pairs" in html

@@ -139,7 +139,8 @@ def _domain_shift(result) -> None:
         for step in ("source", "finetune")
     )
     assert finetune[0].config.model.freeze == ["stem", "stage1"]
-    assert finetune[0].config.model.init == str(source[0].dir)  # the best (only) source cell
+    by_seed = {run.config.seed: run for run in source}  # seed s fine-tunes the source run of seed s
+    assert all(run.config.model.init == str(by_seed[run.config.seed].dir) for run in finetune)
     for domain in "ABC":
         before, after = (
             source[0].predictions.index[f"test:{domain}"],

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smallvision.config import build_config, training_keys
+from smallvision.config import build_config
+from smallvision.config_training import training_keys
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import scalar_metrics
 from smallvision.rundir import load_run
@@ -205,7 +206,7 @@ def test_track_config_errors_are_one_line(track, expected):
 
 
 def test_tracking_does_not_change_the_training_fingerprint():
-    from smallvision.config import training_fingerprint
+    from smallvision.config_training import training_fingerprint
 
     assert training_fingerprint(build_config({"track": {"mlflow": True}})) == training_fingerprint(
         build_config({})

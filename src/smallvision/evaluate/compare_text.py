@@ -16,8 +16,8 @@ from smallvision.evaluate.stats import min_attainable_p
 
 _TESTS = {
     "wilcoxon": "the Wilcoxon signed-rank test over {n} seeds",
-    "mcnemar": "the exact McNemar test on the {images} test images",
-    "sign_flip_images": "the sign-flip test over the {images} test images, each averaged over {n} seeds",
+    "mcnemar": "the exact McNemar test on the {images} {split} images",
+    "sign_flip_images": "the sign-flip test over the {images} {split} images, each averaged over {n} seeds",
     "none": "no test",
 }
 
@@ -49,9 +49,17 @@ def format_number(x: float | None, spec: str = ".4g") -> str:
 _num = format_number
 
 
-def describe_test(test: str, n_seeds: int, n_images: int | None) -> str:
-    """The deciding test in words, e.g. 'the exact McNemar test on the 1000 test images'."""
-    return _TESTS[test].format(n=n_seeds, images=n_images)
+def images_word(metric: str) -> str:
+    """Which images a metric is scored on, in words: ``val`` for ``val/...``, ``eval:X`` for an
+    evaluation set, ``test`` otherwise (``test/...`` and the domain parts ``test:B/...``)."""
+    split = metric.split("/", 1)[0]
+    return "test" if split.startswith("test") else split
+
+
+def describe_test(test: str, n_seeds: int, n_images: int | None, metric: str = "test/") -> str:
+    """The deciding test in words, e.g. 'the exact McNemar test on the 1000 test images' (val
+    images when ``metric`` is a val metric, as in a study without a test split)."""
+    return _TESTS[test].format(n=n_seeds, images=n_images, split=images_word(metric))
 
 
 def verdict_text(c: Any, min_seeds: int) -> str:
@@ -65,7 +73,7 @@ def verdict_text(c: Any, min_seeds: int) -> str:
             f"predictions or train at least {min_seeds} seeds"
         )
     test = c.pairs[0].test
-    how = describe_test(test, n, c.n_images)
+    how = describe_test(test, n, c.n_images, c.metric)
     significant = [p for p in c.pairs if p.significant]
     if c.winner:
         worst = max(p.p_holm for p in c.pairs if c.winner in (p.a, p.b))
@@ -92,12 +100,14 @@ def _reasons(c: Any, how: str, min_seeds: int) -> list[str]:
             f"{len(c.rows)} variants (p = {_num(c.omnibus.pvalue, '.3g')})"
         )
     if n == 1 and c.level == "images":
-        reasons.append("one seed per variant, so the test over test images decides (Dietterich 1998)")
+        reasons.append(
+            f"one seed per variant, so the test over {images_word(c.metric)} images decides (Dietterich 1998)"
+        )
     elif n < min_seeds:
         floor = min_attainable_p("wilcoxon", n)
         line = f"{n} seed{'s' if n != 1 else ''} cannot reach p < {c.alpha:g} with an exact Wilcoxon (minimum p = {floor:.4g})"
         if c.level == "images":
-            line += ", so the test over test images decides"
+            line += f", so the test over {images_word(c.metric)} images decides"
         else:
             line += f"; save per-image predictions or train at least {min_seeds} seeds"
         reasons.append(line)

@@ -193,9 +193,9 @@ def _disagreement(view: MetricView, d: Disagreement) -> None:
     n = len(d.seeds)
     pooled = f"pooled over {n} seed{'s' if n > 1 else ''}" if n > 1 else "one seed"
     view.disagreement = [
-        f"{d.a} right, {d.b} wrong: {d.a_only} test image–seed pairs; the reverse: {d.b_only} ({pooled}, "
+        f"{d.a} right, {d.b} wrong: {d.a_only} {d.split} image–seed pairs; the reverse: {d.b_only} ({pooled}, "
         "the discordant pairs of McNemar's test)",
-        f"test images {d.a} gets right more often than {d.b}: {int((d.right_a > d.right_b).sum())}; "
+        f"{d.split} images {d.a} gets right more often than {d.b}: {int((d.right_a > d.right_b).sum())}; "
         f"the reverse: {int((d.right_b > d.right_a).sum())} (of {len(d.right_a)})",
     ]
     if d.images is None:
@@ -250,11 +250,13 @@ def _selections(step: StudyStep, root: Path) -> list[dict]:
 
 
 def _cell_row(cell: StudyCell, metrics: list[str]) -> dict:
-    test = cell.run.metrics.test if cell.run is not None and cell.run.metrics is not None else {}
+    splits = cell.run.metrics.splits if cell.run is not None and cell.run.metrics is not None else {}
     values = []
     for m in metrics:
-        head, _, name = m.removeprefix("test/").rpartition("/")
-        values.append(format_value(test.get(head, {}).get(name)) if cell.status == "completed" else "")
+        split, _, rest = m.partition("/")
+        head, _, name = rest.rpartition("/")
+        value = splits.get(split, {}).get(head, {}).get(name)
+        values.append(format_value(value) if cell.status == "completed" else "")
     return {
         "label": cell.label, "id": cell.id, "seed": cell.seed, "status": cell.status,
         "kind": f"baseline: {cell.baseline}" if cell.baseline else "network",

@@ -28,7 +28,7 @@ class MetricResult:
     """One headline metric of one step: its comparison, or why there is none.
 
     Attributes:
-        metric: ``test/<head>/<metric>``.
+        metric: ``test/<head>/<metric>`` (``val/...`` in a study without a test split).
         comparison: the comparison of the step's groups (None when it could not be made).
         error: why there is no comparison ("" otherwise).
         excluded: completed cells left out, each with the reason (an unreadable file).
@@ -58,6 +58,7 @@ class Disagreement:
         labels, pred_a, pred_b: true class and each variant's seed-averaged predicted class of the
             stored images; classes: the class names.
         note: why no pictures can be shown ("" otherwise).
+        split: the images compared: ``test``, or ``val`` in a study without a test split.
     """
 
     a: str
@@ -75,6 +76,7 @@ class Disagreement:
     pred_b: np.ndarray | None = None
     classes: list[str] | None = None
     note: str = ""
+    split: str = "test"
 
 
 def groups(step: StudyStep) -> dict[str, list[StudyCell]]:
@@ -85,8 +87,8 @@ def groups(step: StudyStep) -> dict[str, list[StudyCell]]:
     return out
 
 
-def usable(cell: StudyCell) -> bool:
-    """A completed cell whose run files can be compared (metrics, config, test predictions)."""
+def usable(cell: StudyCell, split: str = "test") -> bool:
+    """A completed cell whose run files can be compared (metrics, config, predictions of ``split``)."""
     run = cell.run
     return (
         cell.status == "completed"
@@ -94,36 +96,50 @@ def usable(cell: StudyCell) -> bool:
         and run.metrics is not None
         and run.config is not None
         and run.predictions is not None
-        and "test" in run.predictions.index
+        and split in run.predictions.index
     )
 
 
+def split_of(metric: str) -> str:
+    """The split of ``<split>/<head>/<metric>``: ``test``, or ``val`` in a study without a test split."""
+    return metric.split("/", 1)[0]
+
+
+def _logged(cell: StudyCell, split: str, head: str) -> dict:
+    return cell.run.metrics.splits.get(split, {}).get(head, {})
+
+
 def headline_metrics(step: StudyStep) -> list[str]:
-    """Each head's main figure (its kind's ``headline[0]``) logged by the step's completed cells."""
-    found: dict[str, None] = {}
-    for cell in step.cells:
-        if not usable(cell):
-            continue
-        for head, info in cell.run.metrics.heads.items():
-            if info.kind in HEAD_KINDS.list():
-                name = HEAD_KINDS.get(info.kind).headline[0]
-                if name in cell.run.metrics.test.get(head, {}):
-                    found[f"test/{head}/{name}"] = None
-    return sorted(found)
+    """Each head's main figure (its kind's ``headline[0]``) logged by the step's completed cells, on
+    test; on val when no cell has a test split (an 80/20 train/val study, as ``summary.md`` does)."""
+    for split in ("test", "val"):
+        found: dict[str, None] = {}
+        for cell in step.cells:
+            if not usable(cell, split):
+                continue
+            for head, info in cell.run.metrics.heads.items():
+                if info.kind in HEAD_KINDS.list():
+                    name = HEAD_KINDS.get(info.kind).headline[0]
+                    if name in _logged(cell, split, head):
+                        found[f"{split}/{head}/{name}"] = None
+        if found:
+            return sorted(found)
+    return []
 
 
 def metric_result(step: StudyStep, metric: str) -> MetricResult:
     """The comparison of the step's groups on ``metric`` (a single group is compared alone)."""
-    head, _, name = metric.removeprefix("test/").rpartition("/")
+    split = split_of(metric)
+    head, _, name = metric.removeprefix(f"{split}/").rpartition("/")
     variants, excluded = [], []
     for group, cells in groups(step).items():
         runs = []
         for cell in cells:
             if cell.status != "completed":
                 continue
-            if not usable(cell):
+            if not usable(cell, split):
                 excluded.append(f"{cell.label} (runs/{cell.id}: files missing or unreadable, listed above)")
-            elif name not in cell.run.metrics.test.get(head, {}):
+            elif name not in _logged(cell, split, head):
                 excluded.append(f"{cell.label} (its metrics.json has no {metric})")
             else:
                 runs.append(cell.run)
@@ -156,12 +172,15 @@ def disagreement(result: MetricResult, step: StudyStep) -> Disagreement | None:
     right_a = _aligned(ra, c.seeds).mean(axis=0)
     right_b = _aligned(rb, c.seeds).mean(axis=0)
     head = result.metric.split("/")[1]
-    images, note = _saved_images(step, a)
+    if split_of(result.metric) == "test":
+        images, note = _saved_images(step, a)
+    else:  # the stored images are test images; a study without a test split compares val
+        images, note = None, f"the runs store test images only; these counts are on {split_of(result.metric)}"
     n = len(images.index) if images is not None else 0
     gap = right_a[:n] - right_b[:n]
     d = Disagreement(
         a, b, int(a_only), int(b_only), list(c.seeds), right_a, right_b,
-        _strongest(gap), _strongest(-gap), images, note=note,
+        _strongest(gap), _strongest(-gap), images, note=note, split=split_of(result.metric),
     )  # fmt: skip
     if images is not None:
         _labels(d, step, head, n)

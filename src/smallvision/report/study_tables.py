@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from smallvision.evaluate.compare import Comparison
-from smallvision.evaluate.compare_text import describe_test
+from smallvision.evaluate.compare_text import describe_test, images_word
 from smallvision.evaluate.compare_text import format_number as num
 from smallvision.evaluate.reference import reference_labels
 from smallvision.report.study_data import StudyCell
@@ -42,10 +42,11 @@ def results_table(c: Comparison, groups: dict[str, list[StudyCell]], references:
             rows.append([Cell("·"), Cell(label), Cell("trivial predictor"), Cell("", cls="num"),
                          Cell(num(scores[name]), cls="num"), *empty])  # fmt: skip
     direction = "higher" if c.higher_is_better else "lower"
-    ci_note = "over the test images, of the seed-averaged per-image scores" if c.n_images else "none"
+    images = images_word(c.metric)
+    ci_note = f"over the {images} images, of the seed-averaged per-image scores" if c.n_images else "none"
     caption = (
         f"{c.metric} ({direction} is better): rank by mean; ± std over seeds; 95% bootstrap interval "
-        f"{ci_note}; the · rows score the same test images with a trivial predictor"
+        f"{ci_note}; the · rows score the same {images} images with a trivial predictor"
     )
     columns = [
         "rank",
@@ -88,7 +89,7 @@ def significance_matrix(c: Comparison) -> Table | None:
             text = num(p.p_holm, ".3g") + (" *" if p.significant else "")
             cells.append(Cell(text, note=note, cls="num sig" if p.significant else "num"))
         rows.append(cells)
-    test = describe_test(c.pairs[0].test, len(c.seeds), c.n_images)
+    test = describe_test(c.pairs[0].test, len(c.seeds), c.n_images, c.metric)
     caption = (
         f"Holm-adjusted p of {test} across the {len(c.pairs)} pairs (columns: the variants by rank); "
         f"* significant at {c.alpha:g}"

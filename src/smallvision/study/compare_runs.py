@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from smallvision.config import training_view
+from smallvision.config_training import training_view
 from smallvision.errors import UserError
 from smallvision.evaluate.compare import Comparison, VariantResult, compare
 from smallvision.evaluate.metrics import higher_is_better, scalar_metrics

@@ -2,13 +2,14 @@
 
 It reads the study directory like any worker (claims, ``metrics.json``, ``history.csv``), so it
 shows the work of every worker, local or not. A live rich table on a terminal; otherwise one plain
-line whenever the counts change (logs stay readable).
+line whenever the counts change, and every 30 s while only epochs move (logs stay readable).
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
 
 from smallvision.study.claims import Claims
@@ -16,6 +17,7 @@ from smallvision.study.spec import StudySpec
 from smallvision.study.worker import PlannedCell, plan_cells, read_history
 
 REFRESH_SECONDS = 1.0
+PLAIN_EVERY = 30.0  # seconds between plain lines that only show epochs moving
 
 
 def counts(plan: list[PlannedCell]) -> dict[str, int]:
@@ -53,6 +55,8 @@ class ProgressDisplay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last = ""
+        self._last_line = ""
+        self._printed = 0.0
 
     def start(self) -> ProgressDisplay:
         if self.enabled:
@@ -77,10 +81,14 @@ class ProgressDisplay:
 
     def _plain(self) -> None:
         plan = plan_cells(self.spec, self.study_dir, self.claims)
-        line = f"cells: {counts(plan)}"
-        if line != self._last:  # a line per change, not per second
-            self._last = line
-            print(status_line(plan, self.study_dir), flush=True)
+        key = f"cells: {counts(plan)}"
+        line = status_line(plan, self.study_dir)
+        now = time.monotonic()
+        # a line when a count changes, and at most every PLAIN_EVERY seconds for epochs alone (logs
+        # stay readable, and a long cell still shows that it moves)
+        if key != self._last or (line != self._last_line and now - self._printed >= PLAIN_EVERY):
+            self._last, self._last_line, self._printed = key, line, now
+            print(line, flush=True)
 
     def _live(self) -> None:
         from rich.live import Live

@@ -67,6 +67,10 @@ class _NoAliases(yaml.SafeDumper):
 
 
 RULE = "best mean over seeds of the metric on validation, then that group's best seed (spec.select_best)"
+SAME_SEED_RULE = (
+    "best mean over seeds of the metric on validation, then that group's run with the cell's own seed "
+    "(spec.select_best, best(..., same_seed))"
+)
 
 
 def selections(study_dir: Path, plan: list[PlannedCell]) -> list[dict]:
@@ -88,7 +92,8 @@ def selections(study_dir: Path, plan: list[PlannedCell]) -> list[dict]:
                 if c.state == "done"
             ]
             out.append({
-                "cell": pc.key, "step": pc.cell.step, "from_step": sel.step, "rule": RULE,
+                "cell": pc.key, "step": pc.cell.step, "from_step": sel.step,
+                "rule": SAME_SEED_RULE if sel.same_seed else RULE,
                 "metric": sel.metric, "higher_is_better": higher_is_better(sel.metric),
                 "group_means": sel.means, "candidates": candidates,
                 "chosen": {"group": sel.group, "mean": sel.mean, "seeds": sel.seeds,

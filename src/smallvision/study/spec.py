@@ -9,9 +9,6 @@ The format is documented in docs/studies.md.
 from __future__ import annotations
 
 import difflib
-import itertools
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +17,15 @@ from typing import Any
 from smallvision.config import RunConfig, apply_overrides, build_config, parse_override, read_yaml
 from smallvision.errors import UserError
 from smallvision.study.claims_check import parse_claims
+from smallvision.study.spec_grid import (
+    NAME,
+    Cell,
+    check_overlap,
+    expand,
+    flat_mapping,
+    parse_variants,
+    value_lists,
+)
 from smallvision.study.spec_refs import (
     CellOutcome,
     Ref,
@@ -32,7 +38,7 @@ from smallvision.study.spec_refs import (
 )
 from smallvision.study.spec_search import SearchParam, SearchSpec, parse_search
 
-# the study-file API in one import (the references and search halves live in spec_refs / spec_search)
+# the study-file API in one import (the grid, references and search live in spec_grid / spec_refs / spec_search)
 __all__ = [
     "Cell",
     "CellOutcome",
@@ -55,40 +61,6 @@ TOP_KEYS = ("name", "description", "base", "output_dir", "seeds", "steps", "clai
 STEP_KEYS = ("name", "description", "set", "axes", "zip", "variants", "seeds", "select", "search", "ensemble")
 # run-config keys a command-line override of a study may start with (the rest are study keys)
 _RUN_KEYS = ("data", "model", "heads", "train", "report")
-_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One run of a study: a step's variant, axis and zip values and a seed.
-
-    Attributes:
-        step: the step's name.
-        label: readable and unique within the step, e.g. ``resnet model.params.width=32 seed=0``.
-        variant: the variant's name, if the step has variants.
-        values: axis and zip key -> value of this cell (not the seed).
-        seed: the run's seed.
-        overrides: dotted key -> value applied on top of the base (step ``set``, variant, axes,
-            zip, seed, in that order); values may still hold references (``@step...``) and the
-            special key ``baseline`` (a scikit-learn model the runner trains instead of the network).
-    """
-
-    step: str
-    label: str
-    variant: str | None
-    values: dict[str, Any]
-    seed: int
-    overrides: dict[str, Any]
-
-    @property
-    def group(self) -> str:
-        """The label without its seed: the cells of one group differ only in seed."""
-        return self.label.removesuffix(f" seed={self.seed}")
-
-    @property
-    def baseline(self) -> str | None:
-        """The scikit-learn baseline this cell runs, or None for a network."""
-        return self.overrides.get("baseline")
 
 
 @dataclass(frozen=True)
@@ -250,7 +222,7 @@ def _step_overrides(steps: list[dict], over: dict[str, dict[str, Any]], origin: 
                 f"{origin}: override steps.{name}...: no step {name!r} (steps: {', '.join(map(str, names))})"
             )
         step = steps[names.index(name)]
-        step["set"] = {**_flat_mapping(step.get("set"), f"{origin}: step {name!r}: set"), **keys}
+        step["set"] = {**flat_mapping(step.get("set"), f"{origin}: step {name!r}: set"), **keys}
     return steps
 
 
@@ -290,7 +262,7 @@ def _raw_steps(doc: dict, origin: str) -> list[dict]:
 
 def _name(doc: dict, path: Path | None, origin: str) -> str:
     name = doc.get("name") or (path.stem if path else "study")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not NAME.match(name):
         raise UserError(f"{origin}: name: expected letters, digits, _ or -, got {name!r}")
     return name
 
@@ -323,19 +295,19 @@ def _seeds(value: Any, where: str) -> list[int] | None:
 
 def _parse_step(raw: dict, index: int, seeds: list[int], base: RunConfig, origin: str) -> Step:
     name = raw.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not NAME.match(name):
         raise UserError(f"{origin}: steps[{index}]: name: expected letters, digits, _ or -, got {name!r}")
     where = f"{origin}: step {name!r}"
     _check_keys(raw, STEP_KEYS, origin, f"step {name!r}")
-    fixed = _flat_mapping(raw.get("set"), f"{where}: set")
-    variants = _variants(raw.get("variants"), where)
-    axes = _value_lists(raw.get("axes"), f"{where}: axes")
-    zipped = _value_lists(raw.get("zip"), f"{where}: zip")
+    fixed = flat_mapping(raw.get("set"), f"{where}: set")
+    variants = parse_variants(raw.get("variants"), where)
+    axes = value_lists(raw.get("axes"), f"{where}: axes")
+    zipped = value_lists(raw.get("zip"), f"{where}: zip")
     lengths = {k: len(v) for k, v in zipped.items()}
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{k} has {n}" for k, n in lengths.items())
         raise UserError(f"{where}: zip: keys vary together so their lists need equal lengths ({shown})")
-    _check_overlap(where, axes=list(axes), zip=list(zipped), variants=[k for _, o in variants for k in o])
+    check_overlap(where, axes=list(axes), zip=list(zipped), variants=[k for _, o in variants for k in o])
     step_seeds = _seeds(raw.get("seeds"), f"{where}: seeds") or seeds
     select = raw.get("select")
     if select is not None and not isinstance(select, str):
@@ -349,7 +321,7 @@ def _parse_step(raw: dict, index: int, seeds: list[int], base: RunConfig, origin
     cells = (
         []
         if search is not None and not grid
-        else _expand(name, fixed, variants, axes, zipped, step_seeds, reset)
+        else expand(name, fixed, variants, axes, zipped, step_seeds, reset)
     )
     labels = [c.label for c in cells]
     for i, label in enumerate(labels):
@@ -358,89 +330,6 @@ def _parse_step(raw: dict, index: int, seeds: list[int], base: RunConfig, origin
     found = [r.step for c in cells for r in references(c.overrides)] + [r.step for r in references(fixed)]
     depends = list(dict.fromkeys(found))
     return Step(name, cells, select, search, depends, fixed, tuple(step_seeds), ensemble)
-
-
-def _expand(
-    step: str,
-    fixed: dict,
-    variants: list[tuple[str | None, dict]],
-    axes: dict[str, list],
-    zipped: dict[str, list],
-    seeds: list[int],
-    reset: dict,
-) -> list[Cell]:
-    """Cells in the order variants × axes (first key outermost) × zip rows × seeds."""
-    axis_rows = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
-    n_zip = len(next(iter(zipped.values()))) if zipped else 1
-    zip_rows = [{k: v[i] for k, v in zipped.items()} for i in range(n_zip)]
-    cells = []
-    for (variant, v_over), a_row, z_row, seed in itertools.product(variants, axis_rows, zip_rows, seeds):
-        values = {**a_row, **z_row}
-        parts = ([variant] if variant else []) + [f"{k}={_show(v)}" for k, v in values.items()]
-        label = f"{' '.join(parts) or step} seed={seed}"
-        overrides = {**fixed, **v_over, **values, "seed": seed, **reset}
-        cells.append(Cell(step, label, variant, values, seed, overrides))
-    return cells
-
-
-def _show(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-
-def _flat_mapping(value: Any, where: str, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys, so that ``{train: {epochs: 3}}`` merges into the base."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise UserError(f"{where}: expected a mapping of dotted keys to values, got {value!r}")
-    out: dict[str, Any] = {}
-    for key, v in value.items():
-        dotted = f"{prefix}{key}"
-        if key in ("seed", "seeds") and not prefix:
-            raise UserError(f"{where}: {key}: seeds are the step's seeds: list, not an override")
-        if isinstance(v, Mapping) and v:
-            out.update(_flat_mapping(v, where, f"{dotted}."))
-        else:
-            out[dotted] = v
-    return out
-
-
-def _variants(value: Any, where: str) -> list[tuple[str | None, dict]]:
-    if value is None:
-        return [(None, {})]
-    if not isinstance(value, Mapping) or not value:
-        raise UserError(f"{where}: variants: expected a mapping name -> overrides, got {value!r}")
-    out = []
-    for name, over in value.items():
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise UserError(f"{where}: variants: name {name!r}: expected letters, digits, _ or -")
-        out.append((name, _flat_mapping(over, f"{where}: variant {name!r}")))
-    return out
-
-
-def _value_lists(value: Any, where: str) -> dict[str, list]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise UserError(f"{where}: expected a mapping of dotted keys to lists of values, got {value!r}")
-    out = {}
-    for key, values in value.items():
-        if key in ("seed", "seeds"):
-            raise UserError(f"{where}.{key}: vary seeds with the step's seeds: list, not an axis")
-        if not isinstance(values, list) or not values:
-            raise UserError(f"{where}.{key}: expected a non-empty list of values, got {values!r}")
-        out[str(key)] = values
-    return out
-
-
-def _check_overlap(where: str, **groups: list[str]) -> None:
-    """A key varied in two places would silently overwrite one of them."""
-    seen: dict[str, str] = {}
-    for group, keys in groups.items():
-        for key in dict.fromkeys(keys):
-            if key in seen and seen[key] != group:
-                raise UserError(f"{where}: {key}: varied in both {seen[key]} and {group}; vary it in one")
-            seen[key] = group
 
 
 def _copy(d: Any) -> Any:

@@ -130,7 +130,7 @@ def check_study(spec: StudySpec) -> None:
                         f"{here}: baseline: got {value!r}, expected one of {', '.join(BASELINES)}"
                     )
                 for ref in references(value):
-                    _ref_ok(spec, ref, index, order, configs, here, key)
+                    _ref_ok(spec, ref, index, order, configs, here, key, cell.seed)
             built = _stand_ins(spec, cell, cells_of)
             for cfg in built:
                 if cell.baseline is None:
@@ -157,7 +157,9 @@ def _key_ok(key: str, where: str) -> None:
         raise UserError(f"{where}: {key}: {problem}")
 
 
-def _ref_ok(spec, ref: Ref, index: int, order: dict, configs: dict, where: str, key: str) -> None:
+def _ref_ok(
+    spec, ref: Ref, index: int, order: dict, configs: dict, where: str, key: str, seed: int | None = None
+) -> None:
     at = f"{where}: {key}: reference {ref.text!r}"
     if ref.step not in order:
         close = difflib.get_close_matches(ref.step, list(order), n=1)
@@ -172,6 +174,11 @@ def _ref_ok(spec, ref: Ref, index: int, order: dict, configs: dict, where: str, 
         if metric is None:
             raise UserError(f"{at}: step {ref.step!r} declares no select:, so write best(val/<metric>)")
         _metric_ok(metric, configs[ref.step], at)
+        if ref.same_seed and seed is not None and target.cells and seed not in target.seeds:
+            raise UserError(
+                f"{at}: same_seed: this cell's seed {seed} is not among the seeds of step {ref.step!r}, "
+                f"{list(target.seeds)}"
+            )
     elif len(target.cells) != 1:
         raise UserError(
             f"{at}: step {ref.step!r} has {len(target.cells)} cells; use @{ref.step}.best(val/<metric>) "

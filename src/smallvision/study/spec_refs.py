@@ -17,14 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smallvision.config import RunConfig, training_view
+from smallvision.config import RunConfig
+from smallvision.config_training import training_view
 from smallvision.errors import UserError
 from smallvision.evaluate.metrics import higher_is_better
 
 if TYPE_CHECKING:
     from smallvision.study.spec import Cell
 
-# @step | @step.best | @step.best(metric) | any of these followed by .dotted.config.path
+# @step | @step.best | @step.best(metric) | @step.best(metric, same_seed) | any of these followed by
+# .dotted.config.path
 _REF = re.compile(
     r"^@(?P<step>[A-Za-z_][\w-]*)"
     r"(?P<best>\.best(?:\((?P<metric>[^()]*)\))?(?=\.|$))?"
@@ -43,6 +45,9 @@ class Ref:
         metric: the selection metric of ``best(metric)``; None for a bare ``.best`` (the step's
             ``select:``) or a one-cell reference.
         path: the dotted config path of a value reference; None for a run directory.
+        same_seed: ``best(metric, same_seed)``: the best group's run with the referring cell's own
+            seed, instead of the group's best seed (fine-tuning seed s starts from source seed s,
+            so each seed's before/after pair shares its start).
     """
 
     text: str
@@ -50,6 +55,7 @@ class Ref:
     best: bool = False
     metric: str | None = None
     path: str | None = None
+    same_seed: bool = False
 
     @property
     def is_directory(self) -> bool:
@@ -65,10 +71,20 @@ def parse_ref(text: str) -> Ref | None:
         raise UserError(
             f"reference {text!r}: expected @step, @step.best(val/<metric>) or @step.best(val/<metric>).a.b"
         )
-    metric = m["metric"].strip() if m["metric"] is not None else None
-    if m["metric"] is not None and not metric:
-        raise UserError(f"reference {text!r}: best() needs a metric, e.g. best(val/loss)")
-    return Ref(text, m["step"], best=m["best"] is not None, metric=metric, path=m["path"])
+    metric, same_seed = None, False
+    if m["metric"] is not None:
+        metric, *more = (part.strip() for part in m["metric"].split(","))
+        if more not in ([], ["same_seed"]):
+            raise UserError(
+                f"reference {text!r}: expected best(val/<metric>) or best(val/<metric>, same_seed), "
+                f"got {', '.join(more)!r} after the metric"
+            )
+        same_seed = bool(more)
+        if not metric:
+            raise UserError(f"reference {text!r}: best() needs a metric, e.g. best(val/loss)")
+    return Ref(
+        text, m["step"], best=m["best"] is not None, metric=metric, path=m["path"], same_seed=same_seed
+    )
 
 
 def references(value: Any) -> list[Ref]:
@@ -124,8 +140,10 @@ class Selection:
         group: the chosen cell's label without its seed.
         mean: that cell's mean of ``metric`` over its finished seeds.
         seeds: how many seeds the mean is over.
-        outcome: the chosen cell's best seed (its run directory and config).
+        outcome: the chosen cell's best seed (its run directory and config); with ``same_seed``,
+            its run with the referring cell's seed.
         means: every candidate's mean, by group, in the step's order.
+        same_seed: the run was chosen by the referring cell's seed, not as the group's best.
     """
 
     step: str
@@ -135,10 +153,14 @@ class Selection:
     seeds: int
     outcome: CellOutcome
     means: dict[str, float]
+    same_seed: bool = False
 
 
-def select_best(step: str, outcomes: Sequence[CellOutcome], metric: str) -> Selection:
-    """The best cell of ``outcomes`` on ``metric``: best mean over seeds, then its best seed.
+def select_best(
+    step: str, outcomes: Sequence[CellOutcome], metric: str, seed: int | None = None
+) -> Selection:
+    """The best cell of ``outcomes`` on ``metric``: best mean over seeds, then its best seed (its
+    run with ``seed`` when one is given: ``best(metric, same_seed)``).
 
     Outcomes without a finite value of ``metric`` (failed cells) take no part; ties go to the
     first cell in the step's order, so the choice is deterministic.
@@ -153,8 +175,17 @@ def select_best(step: str, outcomes: Sequence[CellOutcome], metric: str) -> Sele
         raise UserError(f"step {step!r}: no finished cell logged {metric!r}, so best({metric}) has no answer")
     means = {g: sum(o.metrics[metric] for o in runs) / len(runs) for g, runs in groups.items()}
     group = max(means, key=lambda g: sign * means[g])  # max keeps the first of equal values
-    best_run = max(groups[group], key=lambda o: sign * o.metrics[metric])
-    return Selection(step, metric, group, means[group], len(groups[group]), best_run, means)
+    if seed is None:
+        best_run = max(groups[group], key=lambda o: sign * o.metrics[metric])
+    else:
+        own = [o for o in groups[group] if o.cell.seed == seed]
+        if not own:
+            raise UserError(
+                f"step {step!r}: the best group {group!r} on {metric} has no finished run with seed {seed}, "
+                "which best(..., same_seed) needs"
+            )
+        best_run = own[0]
+    return Selection(step, metric, group, means[group], len(groups[group]), best_run, means, seed is not None)
 
 
 def config_value(cfg: RunConfig | Mapping, path: str) -> Any:
@@ -170,8 +201,11 @@ def config_value(cfg: RunConfig | Mapping, path: str) -> Any:
 Lookup = Callable[[str], Sequence[CellOutcome]]
 
 
-def resolve_ref(ref: Ref, select: str | None, lookup: Lookup) -> tuple[Any, Selection | None]:
-    """The value of one reference from the referenced step's outcomes (and the selection made)."""
+def resolve_ref(
+    ref: Ref, select: str | None, lookup: Lookup, seed: int | None = None
+) -> tuple[Any, Selection | None]:
+    """The value of one reference from the referenced step's outcomes (and the selection made);
+    ``seed`` is the referring cell's, which ``best(metric, same_seed)`` picks."""
     outcomes = list(lookup(ref.step))
     if ref.best:
         metric = ref.metric or select
@@ -179,7 +213,7 @@ def resolve_ref(ref: Ref, select: str | None, lookup: Lookup) -> tuple[Any, Sele
             raise UserError(
                 f"reference {ref.text!r}: step {ref.step!r} declares no select:, write best(val/...)"
             )
-        chosen = select_best(ref.step, outcomes, metric)
+        chosen = select_best(ref.step, outcomes, metric, seed if ref.same_seed else None)
         outcome = chosen.outcome
     else:
         if len(outcomes) != 1:
@@ -198,7 +232,7 @@ def resolve_overrides(spec: Any, cell: Cell, lookup: Lookup) -> tuple[dict[str, 
     made: list[Selection] = []
 
     def replace(ref: Ref) -> Any:
-        value, chosen = resolve_ref(ref, selects.get(ref.step), lookup)
+        value, chosen = resolve_ref(ref, selects.get(ref.step), lookup, cell.seed)
         if chosen is not None:
             made.append(chosen)
         return value

@@ -86,7 +86,7 @@ def trackers(callbacks: Sequence[Callback]) -> list[Tracker]:
 
 def params(cfg: RunConfig) -> dict[str, Any]:
     """The settings that change training, flat (``train.optimizer.lr``...), plus the run's name."""
-    from smallvision.config import training_keys
+    from smallvision.config_training import training_keys
 
     return {"name": cfg.name, **training_keys(cfg)}
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from smallvision.config import training_difference
+from smallvision.config_training import training_difference
 from smallvision.errors import UserError
 
 MAGIC = b"SVCKPT01"
@@ -89,7 +89,7 @@ def load_model_state(model: torch.nn.Module, weights: dict, where: str) -> None:
 def check_config(ckpt: dict, current: dict, where: str) -> None:
     """Refuse a checkpoint written for another model or config, naming the first difference.
 
-    Only settings that change training count (``smallvision.config.training_difference``): a run
+    Only settings that change training count (``smallvision.config_training.training_difference``): a run
     renamed, moved or resumed with other threads is still the same run.
 
     Args:
