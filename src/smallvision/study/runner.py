@@ -28,7 +28,6 @@ from smallvision.config import read_yaml
 from smallvision.errors import UserError
 from smallvision.rundir import new_run_dir, write_json
 from smallvision.study.claims import DEFAULT_STALE_AFTER
-from smallvision.study.results import write_all
 from smallvision.study.search import STORAGE_ENV, check_storage
 from smallvision.study.spec import StudySpec, load_study
 from smallvision.study.timings import record_timing
@@ -202,6 +201,9 @@ def finish_files(spec: StudySpec, study_dir: Path, plan: list[PlannedCell]) -> N
     """The result files, then the study report (``report.html``) unless the base's
     ``report.enabled`` is false. The results are written first and kept: a report that fails
     is a warning naming the command that rebuilds it, not a lost study."""
+    # imported here: the statistics (SciPy) are the writer's, a worker process starts without them
+    from smallvision.study.results import write_all
+
     write_all(spec, study_dir, plan)
     if not (spec.base.get("report") or {}).get("enabled", True):
         return
