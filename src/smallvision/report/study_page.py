@@ -29,6 +29,7 @@ from smallvision.report.study_stats import (
     disagreement,
     groups,
     headline_metrics,
+    metric_parts,
     metric_result,
 )
 from smallvision.report.tables import Image, Table, format_value
@@ -253,8 +254,7 @@ def _cell_row(cell: StudyCell, metrics: list[str]) -> dict:
     splits = cell.run.metrics.splits if cell.run is not None and cell.run.metrics is not None else {}
     values = []
     for m in metrics:
-        split, _, rest = m.partition("/")
-        head, _, name = rest.rpartition("/")
+        split, head, name = metric_parts(m)
         value = splits.get(split, {}).get(head, {}).get(name)
         values.append(format_value(value) if cell.status == "completed" else "")
     return {

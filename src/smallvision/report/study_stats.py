@@ -100,9 +100,12 @@ def usable(cell: StudyCell, split: str = "test") -> bool:
     )
 
 
-def split_of(metric: str) -> str:
-    """The split of ``<split>/<head>/<metric>``: ``test``, or ``val`` in a study without a test split."""
-    return metric.split("/", 1)[0]
+def metric_parts(metric: str) -> tuple[str, str, str]:
+    """``(split, head, name)`` of ``<split>/<head>/<metric>``; the split is ``test``, or ``val`` in a
+    study without a test split."""
+    split, _, rest = metric.partition("/")
+    head, _, name = rest.rpartition("/")
+    return split, head, name
 
 
 def _logged(cell: StudyCell, split: str, head: str) -> dict:
@@ -129,8 +132,7 @@ def headline_metrics(step: StudyStep) -> list[str]:
 
 def metric_result(step: StudyStep, metric: str) -> MetricResult:
     """The comparison of the step's groups on ``metric`` (a single group is compared alone)."""
-    split = split_of(metric)
-    head, _, name = metric.removeprefix(f"{split}/").rpartition("/")
+    split, head, name = metric_parts(metric)
     variants, excluded = [], []
     for group, cells in groups(step).items():
         runs = []
@@ -171,16 +173,16 @@ def disagreement(result: MetricResult, step: StudyStep) -> Disagreement | None:
     )
     right_a = _aligned(ra, c.seeds).mean(axis=0)
     right_b = _aligned(rb, c.seeds).mean(axis=0)
-    head = result.metric.split("/")[1]
-    if split_of(result.metric) == "test":
+    split, head, _ = metric_parts(result.metric)
+    if split == "test":
         images, note = _saved_images(step, a)
     else:  # the stored images are test images; a study without a test split compares val
-        images, note = None, f"the runs store test images only; these counts are on {split_of(result.metric)}"
+        images, note = None, f"the runs store test images only; these counts are on {split}"
     n = len(images.index) if images is not None else 0
     gap = right_a[:n] - right_b[:n]
     d = Disagreement(
         a, b, int(a_only), int(b_only), list(c.seeds), right_a, right_b,
-        _strongest(gap), _strongest(-gap), images, note=note, split=split_of(result.metric),
+        _strongest(gap), _strongest(-gap), images, note=note, split=split,
     )  # fmt: skip
     if images is not None:
         _labels(d, step, head, n)
