@@ -51,9 +51,10 @@ _num = format_number
 
 def images_word(metric: str) -> str:
     """Which images a metric is scored on, in words: ``val`` for ``val/...``, ``eval:X`` for an
-    evaluation set, ``test`` otherwise (``test/...`` and the domain parts ``test:B/...``)."""
-    split = metric.split("/", 1)[0]
-    return "test" if split.startswith("test") else split
+    evaluation set, ``test`` otherwise (``test/...``, the domain parts ``test:B/...`` and a bare
+    metric name such as ``acc``, which compare() is given for test figures)."""
+    split = metric.split("/", 1)[0] if "/" in metric else "test"
+    return split if split == "val" or split.startswith("eval:") else "test"
 
 
 def describe_test(test: str, n_seeds: int, n_images: int | None, metric: str = "test/") -> str:
