@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +157,38 @@ def test_a_mapped_source_inside_multi_is_read_into_the_concatenation(idx_dir):
     loaded = load_source(f"idx:{idx_dir}").images
     assert isinstance(data.images, torch.Tensor) and len(data) == 2 * len(loaded)
     assert torch.equal(data.images[torch.as_tensor(data.groups["A"])], loaded)
+
+
+GROWTH = """
+import os, sys
+import numpy as np
+from smallvision.data.mapped import pin_malloc_threshold
+
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+pinned = pin_malloc_threshold() if sys.argv[1] == "pin" else None
+big = np.ones(16 << 20, np.uint8)
+del big  # a freed 16 MB mapping raises glibc's dynamic mmap threshold past the batches below
+before = rss_mb()
+held, kept = [], []
+for _ in range(16):  # a step's 4 MB batch buffers, with smaller long-lived blocks between them
+    held.append(np.ones(4 << 20, np.uint8))
+    kept.append(np.ones(64 << 10, np.uint8))
+del held
+print(pinned, rss_mb() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").is_file(), reason="reads the resident set from /proc")
+def test_pinned_malloc_threshold_returns_freed_batch_buffers_to_the_system():
+    def growth(mode):
+        out = subprocess.run([sys.executable, "-c", GROWTH, mode], capture_output=True, text=True, check=True)
+        pinned, mb = out.stdout.split()
+        return pinned, float(mb)
+
+    pinned, with_pin = growth("pin")
+    if pinned != "True":
+        pytest.skip("not glibc: no mallopt to pin")
+    _, without = growth("none")
+    assert with_pin < 8 and without > 48  # 64 MB of freed buffers: given back, or kept in the heap

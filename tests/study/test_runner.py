@@ -3,6 +3,7 @@ results, workers that run each cell exactly once, failures that stop nothing, se
 
 import csv
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from smallvision.cli import app
+from smallvision.study import runner
 from smallvision.study.runner import resume_study, run_study
 
 BASE = {
@@ -170,8 +172,20 @@ def test_sigkill_mid_study_then_resume_gives_the_same_results_and_runs_nothing_t
     assert figures(study_dir) == figures(clean.dir)
 
 
-def test_two_workers_run_each_cell_exactly_once(tmp_path, capfd):
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_two_workers_run_each_cell_exactly_once(tmp_path, capfd, monkeypatch, method):
+    monkeypatch.setenv(runner.WORKER_START_ENV, method)
+    started = []
+
+    def spy(*args, **kwargs):
+        started.extend(real(*args, **kwargs))
+        return started
+
+    real = runner.start_workers
+    monkeypatch.setattr(runner, "start_workers", spy)
     result = run_study(study_file(tmp_path, variants=VARIANTS, seeds=[1, 2]), workers=2, progress=False)
+    kind = multiprocessing.process.BaseProcess if method == "fork" else subprocess.Popen
+    assert len(started) == 1 and isinstance(started[0].process, kind)
     done = executions(capfd.readouterr().out)
     ids = [r["cell_id"] for r in rows(result.dir)]
     assert sorted(done) == sorted(ids) and len(set(ids)) == 4
@@ -181,6 +195,14 @@ def test_two_workers_run_each_cell_exactly_once(tmp_path, capfd):
         assert not json.loads((run_dir / "env.json").read_text()).get("resumed")
         assert len((run_dir / "history.csv").read_text().splitlines()) == 1 + 2
         assert json.loads((run_dir / "env.json").read_text())["threads"] == 1  # the cell's own train.threads
+
+
+def test_workers_are_forked_only_on_one_thread_each(monkeypatch):
+    monkeypatch.delenv(runner.WORKER_START_ENV, raising=False)
+    assert runner.start_method(1) == ("fork" if sys.platform.startswith("linux") else "spawn")
+    assert runner.start_method(2) == "spawn"  # a forked child would share no OpenMP pool
+    monkeypatch.setenv(runner.WORKER_START_ENV, "spawn")
+    assert runner.start_method(1) == "spawn"
 
 
 def test_separate_worker_process_trees_share_one_study_dir(tmp_path):

@@ -14,11 +14,21 @@ large rows: RELEASE_BYTES), the mapping's pages are dropped from the process wit
 ``madvise(MADV_DONTNEED)``: they stay in the kernel's page cache (a later read is a minor fault,
 not disk I/O, and processes on one machine share them), but the RSS stays bounded by a few
 folios per release, whatever the file's size.
+
+The batches gathered from the mapping are fresh buffers of a few MB that live for one step. glibc
+serves such a buffer from its own mmap and gives it back on free, until a freed one raises its
+dynamic threshold: from then on the buffers come from the heap, which keeps what it grew to, and
+the resident set climbs by hundreds of MB over a run. :func:`pin_malloc_threshold` fixes the
+threshold (``mallopt(M_MMAP_THRESHOLD)``, which also turns the dynamic adjustment off) once per
+process, when a mapped set is made.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import mmap
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +45,32 @@ RELEASE_ROWS = 32
 RELEASE_BYTES = 8 << 20
 CHUNK_BYTES = 32 << 20  # what one pass over a whole set (statistics, fingerprint) holds at a time
 _TORCH_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32}
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+MALLOC_MMAP_THRESHOLD = 1 << 20  # allocations from 1 MB up get their own mapping, returned on free
+_malloc_pinned: bool | None = None
+
+
+def pin_malloc_threshold(threshold: int = MALLOC_MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold at ``threshold`` bytes for this process (once); True when set.
+
+    A no-op returning False elsewhere than Linux with glibc. Allocations from ``threshold`` up are
+    then always separate mappings that free returns to the system, so a training loop's batch
+    buffers do not pile up in the heap (see the module's docstring).
+    """
+    global _malloc_pinned
+    if _malloc_pinned is None:
+        _malloc_pinned = False
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                mallopt = libc.mallopt
+            except (OSError, AttributeError):  # musl has no mallopt
+                return False
+            mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+            _malloc_pinned = mallopt(M_MMAP_THRESHOLD, threshold) == 1
+    return _malloc_pinned
 
 
 def map_file(path: Path, dtype: np.dtype, shape: tuple[int, ...], offset: int) -> np.ndarray:
@@ -81,6 +117,7 @@ class MappedImages:
             raise ValueError(f"MappedImages needs (n, C, H, W) parts of one shape, got {sorted(shapes)}")
         if parts[0].dtype not in _TORCH_DTYPES:
             raise ValueError(f"MappedImages holds uint8 or float32 images, not {parts[0].dtype}")
+        pin_malloc_threshold()
         self.parts = list(parts)
         self.mappings = [m for p in parts if (m := _mapping_of(p)) is not None]
         self.starts = np.cumsum([0] + [len(p) for p in parts])  # part k holds rows starts[k]:starts[k+1]

@@ -249,7 +249,7 @@ def run_baseline(cfg: RunConfig, baseline: str, run_dir: Path | None = None) -> 
         UserError: an unknown baseline or parameter, a head that is not classification, or too
             few training samples for the folds; nothing is written then.
     """
-    from smallvision.rundir import RunPaths, environment, new_run_dir, write_json
+    from smallvision.rundir import RunPaths, environment, new_run_dir, write_json, write_text
     from smallvision.rundir.layout import check_output_dir
     from smallvision.study.run import prepare_data
 
@@ -266,8 +266,8 @@ def run_baseline(cfg: RunConfig, baseline: str, run_dir: Path | None = None) -> 
     run_dir = new_run_dir(cfg.output_dir, cfg.name) if run_dir is None else run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(run_dir)
-    paths.config.write_text(to_yaml(d.cfg))
     write_json(paths.env, environment(cfg.seed, d.data.fingerprint(), cfg.train.threads or os.cpu_count()))
+    write_text(paths.config, to_yaml(d.cfg))
     return fit_and_write(d, baseline, run_dir, x_train, y_train)
 
 

@@ -16,7 +16,7 @@ from smallvision.rundir.arrays import (
     save_test_images,
     write_npz,
 )
-from smallvision.rundir.layout import RunPaths, environment, new_run_dir, write_json
+from smallvision.rundir.layout import RunPaths, environment, new_run_dir, write_json, write_text
 from smallvision.rundir.predictions import (
     Predictions,
     load_predictions,
@@ -62,5 +62,6 @@ __all__ = [
     "save_predictions",
     "save_test_images",
     "write_json",
+    "write_text",
     "write_npz",
 ]

@@ -192,8 +192,14 @@ def environment(seed: int, fingerprint: str, threads: int) -> dict[str, Any]:
 
 def write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write (temporary file + rename)."""
+    write_text(path, json.dumps(obj, indent=2, default=_plain))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomic text write (temporary file + rename): a process killed while writing leaves the old
+    file or none, never half of one."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_plain))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

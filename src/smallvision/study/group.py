@@ -15,7 +15,7 @@ from pathlib import Path
 
 from smallvision.config import RunConfig, to_yaml
 from smallvision.errors import UserError
-from smallvision.rundir import MetricsRecord, RunPaths, new_run_dir, write_json
+from smallvision.rundir import MetricsRecord, RunPaths, new_run_dir, write_json, write_text
 from smallvision.rundir.layout import check_output_dir
 from smallvision.study.ensemble import ensemble_runs
 from smallvision.study.run import RunResult, check_monitor, prepare, run_config
@@ -69,7 +69,7 @@ def run_group(cfg: RunConfig) -> GroupResult:
 
 def _new_group_dir(cfg: RunConfig) -> Path:
     parent = new_run_dir(cfg.output_dir, cfg.name)
-    (parent / "config.yaml").write_text(to_yaml(cfg))
+    write_text(parent / "config.yaml", to_yaml(cfg))
     return parent
 
 

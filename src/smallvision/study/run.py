@@ -48,6 +48,7 @@ from smallvision.rundir import (
     save_test_images,
     write_json,
     write_npz,
+    write_text,
 )
 from smallvision.rundir.layout import check_output_dir
 from smallvision.study.resolve import (  # also imported from here by baselines and features mode
@@ -230,13 +231,16 @@ def run_config(
 
 
 def _start_run_dir(p: Prepared, run_dir: Path | None, fingerprint: str) -> Path:
-    """The run's directory, created, with its ``config.yaml`` and ``env.json``."""
+    """The run's directory, created, with its ``env.json``, data card and ``config.yaml``.
+
+    ``config.yaml`` comes last and whole (``write_text``): it is what makes a directory a run that
+    ``resume`` continues, so a process killed while starting leaves a directory that starts afresh.
+    """
     if run_dir is None:
         run_dir = new_run_dir(p.cfg.output_dir, p.cfg.name)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(run_dir)
-    paths.config.write_text(to_yaml(p.cfg))
     env = environment(p.cfg.seed, fingerprint, torch.get_num_threads())
     w = distributed.world()
     if w.active:
@@ -245,6 +249,7 @@ def _start_run_dir(p: Prepared, run_dir: Path | None, fingerprint: str) -> Path:
     from smallvision.study.data_card import data_card_arrays
 
     write_npz(paths.data_card, data_card_arrays(p))  # at start: a run that fails later still has it
+    write_text(paths.config, to_yaml(p.cfg))
     return run_dir
 
 

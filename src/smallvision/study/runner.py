@@ -15,6 +15,7 @@ several machines (``study work DIR --worker-id ID``):
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -187,9 +188,13 @@ def execute(
     retry_failed(study_dir)
     threads = threads_per_worker(workers)
     started, start = time.time(), time.perf_counter()
-    display = ProgressDisplay(spec, study_dir, stale_after, enabled=progress).start()
+    # the extra workers start before the display's thread: a process forks cleanly only while it
+    # has one thread (start_method)
+    procs = start_workers(study_dir, workers - 1, threads, stale_after, storage)
+    display = ProgressDisplay(spec, study_dir, stale_after, enabled=progress)
     try:
-        plan = _run_workers(spec, study_dir, workers, threads, stale_after, storage)
+        display.start()
+        plan = _run_workers(spec, study_dir, procs, threads, stale_after, storage)
     finally:
         display.stop()
     finish_files(spec, study_dir, plan)
@@ -220,18 +225,21 @@ def finish_files(spec: StudySpec, study_dir: Path, plan: list[PlannedCell]) -> N
 
 
 def _run_workers(
-    spec: StudySpec, study_dir: Path, workers: int, threads: int, stale_after: float, storage: str | None
+    spec: StudySpec,
+    study_dir: Path,
+    procs: list[WorkerProcess],
+    threads: int,
+    stale_after: float,
+    storage: str | None,
 ) -> list[PlannedCell]:
-    """This process is worker ``w1``; ``workers - 1`` more run as ``smallvision study work``.
+    """This process is worker ``w1``, beside the extra workers ``procs`` (``start_workers``).
 
     The coordinator works too instead of only waiting: it has the data sources and the model code
-    imported already, so only the extra workers pay a fresh interpreter's start-up (importing torch,
-    loading the data), and they pay it while ``w1`` is already training. The claim files decide who
-    runs what, so the split between in-process and spawned workers needs no coordination.
+    imported already. The claim files decide who runs what, so the split between the in-process
+    and the other workers needs no coordination.
     """
     from smallvision.study.worker import plan_cells
 
-    procs = _spawn(study_dir, workers - 1, threads, stale_after, storage)
     try:
         Worker(spec, study_dir, "w1", threads, stale_after, storage=storage).run()
         for p in procs:
@@ -244,15 +252,72 @@ def _run_workers(
     return plan_cells(spec, study_dir)
 
 
-def _spawn(
+WORKER_START_ENV = "SMALLVISION_WORKER_START"
+
+
+def start_method(threads: int) -> str:
+    """How the coordinator starts its extra workers: ``fork`` or ``spawn``.
+
+    A forked worker starts in milliseconds with torch and smallvision already imported; a spawned
+    one (``smallvision study work`` in a fresh interpreter) pays the imports again, a few seconds
+    that a study of short cells feels. Fork is used on Linux when each worker trains on one thread:
+    the coordinator forks before it trains or starts any thread of its own, and a child that never
+    enters a parallel region is unaffected by the OpenMP pool a fork does not copy. With several
+    threads per worker, elsewhere than Linux, or with ``SMALLVISION_WORKER_START=spawn``, workers
+    are spawned.
+    """
+    if os.environ.get(WORKER_START_ENV) in ("fork", "spawn"):
+        return os.environ[WORKER_START_ENV]
+    return "fork" if sys.platform.startswith("linux") and threads == 1 else "spawn"
+
+
+class WorkerProcess:
+    """An extra worker of this coordinator: a forked process or a spawned ``smallvision study work``."""
+
+    def __init__(self, process: multiprocessing.Process | subprocess.Popen) -> None:
+        self.process = process
+
+    def wait(self) -> int | None:
+        if isinstance(self.process, subprocess.Popen):
+            return self.process.wait()
+        self.process.join()
+        return self.process.exitcode
+
+    def terminate(self) -> None:
+        self.process.terminate()
+
+
+def start_workers(
     study_dir: Path, n: int, threads: int, stale_after: float, storage: str | None
-) -> list[subprocess.Popen]:
-    """``n`` worker processes (``smallvision study work``) on the directory, ids ``w2`` onwards."""
+) -> list[WorkerProcess]:
+    """``n`` extra workers on the directory, ids ``w2`` onwards, forked or spawned (``start_method``)."""
+    if n < 1:
+        return []
+    parent = os.getpid()
+    if start_method(threads) == "fork":
+        context = multiprocessing.get_context("fork")
+        procs = []
+        for i in range(n):
+            args = (str(study_dir), f"w{i + 2}", threads, stale_after, parent, storage)
+            process = context.Process(target=_forked_work, args=args, name=f"smallvision worker w{i + 2}")
+            process.start()
+            procs.append(WorkerProcess(process))
+        return procs
     command = [sys.executable, "-m", "smallvision", "study", "work", str(study_dir)]
-    common = ["--threads", str(threads), "--stale-after", str(stale_after), "--parent", str(os.getpid())]
+    common = ["--threads", str(threads), "--stale-after", str(stale_after), "--parent", str(parent)]
     # the URL travels in the environment, not the command line, where ps would show its password
     env = {**os.environ, STORAGE_ENV: storage} if storage else None
-    return [subprocess.Popen([*command, "--worker-id", f"w{i + 2}", *common], env=env) for i in range(n)]
+    return [
+        WorkerProcess(subprocess.Popen([*command, "--worker-id", f"w{i + 2}", *common], env=env))
+        for i in range(n)
+    ]
+
+
+def _forked_work(
+    directory: str, worker_id: str, threads: int, stale_after: float, parent: int, storage: str | None
+) -> None:
+    """A forked worker's body: ``work`` as ``smallvision study work --parent`` runs it."""
+    work(directory, worker_id, threads, stale_after, parent=parent, storage=storage)
 
 
 def work(
