@@ -337,7 +337,7 @@ def baseline_inference(d, models: dict, classes: dict) -> dict:
 def baseline_record(d, baseline, models, splits, fits, cv, reference, eval_seconds):
     """The metrics record of a baseline run: a network run's fields plus baseline, cv, reference."""
     from smallvision.rundir import DataInfo, HeadInfo, MetricsRecord
-    from smallvision.study.run import class_names
+    from smallvision.study.resolve import class_names
 
     clf = next(iter(models.values())).named_steps["clf"]
     return MetricsRecord(

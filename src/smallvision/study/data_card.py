@@ -25,7 +25,7 @@ def data_card_arrays(p: Prepared) -> dict[str, np.ndarray]:
     """
     from smallvision.data.mapped import take_rows
     from smallvision.data.normalize import fit_normalizer
-    from smallvision.study.run import class_names
+    from smallvision.study.resolve import class_names
 
     labels = {
         h: (class_names(p.data, h, c) or [], {s: d.targets[h].numpy() for s, d in p.split_data.items()})

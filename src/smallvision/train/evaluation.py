@@ -1,6 +1,6 @@
 """A split in memory and how it is evaluated: the one path for validation and the final test.
 
-The trainer's validation and the run's final evaluation (``study.run.evaluate_split``) both go
+The trainer's validation and the run's final evaluation (``study.finish.evaluate_split``) both go
 through :func:`evaluation_split` and :func:`predict_split`, so a masked or denoising autoencoder is
 scored on the same corrupted inputs each epoch, at the end and in every variant, against the clean
 image (:meth:`smallvision.train.inputs.InputPrep.corrupted`).
