@@ -56,7 +56,20 @@ KILLER = textwrap.dedent(
     class KillMidEpoch(Callback):
         def after_batch(self, trainer, batch):
             if batch.epoch == 3 and batch.index == 3:  # inside epoch 3, after last.pt of epoch 2
+                if sys.argv[2] == "landed":  # the background writer has put epoch 2's files on disk
+                    for c in trainer.hooks.callbacks:
+                        getattr(c, "wait", lambda: None)()
                 os.kill(os.getpid(), signal.SIGKILL)
+
+    if sys.argv[2] == "writing":  # a slow disk: killed while epoch 2's last.pt is being written
+        import time
+        from smallvision.train import callbacks
+        write = callbacks.write_atomic
+        def slow(payload, path):
+            if path.name == "last.pt" and os.path.exists(path):
+                time.sleep(30)
+            write(payload, path)
+        callbacks.write_atomic = slow
 
     run_config(build_config(json.loads(sys.argv[1])), callbacks=[KillMidEpoch()])
     """
@@ -97,16 +110,19 @@ def uninterrupted(tmp_path_factory):
     return run_config(build_config(_config(root, "runs"))).dir
 
 
-def test_sigkill_mid_epoch_then_resume_gives_identical_metrics(uninterrupted, tmp_path):
+@pytest.mark.parametrize("when", ["landed", "writing"])
+def test_sigkill_mid_epoch_then_resume_gives_identical_metrics(uninterrupted, tmp_path, when):
     cfg = _config(tmp_path, "runs")
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     killed = subprocess.run(
-        [sys.executable, "-c", KILLER, json.dumps(cfg)], capture_output=True, env=env, timeout=300
+        [sys.executable, "-c", KILLER, json.dumps(cfg), when], capture_output=True, env=env, timeout=300
     )
     assert killed.returncode == -9, killed.stderr.decode()[-2000:]
     run_dir = _only_run(tmp_path / "runs")
     assert not (run_dir / "metrics.json").exists()  # it really died before finishing
-    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch"] == 2
+    # killed while epoch 2's checkpoint was being written: epoch 1's is whole, and resume starts there
+    epoch = 2 if when == "landed" else 1
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch"] == epoch
     resumed = subprocess.run(
         [sys.executable, "-m", "smallvision.cli", "resume", str(run_dir)],
         capture_output=True,
@@ -118,7 +134,7 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_metrics(uninterrupted, tm
     assert f"run directory: {run_dir}" in resumed.stdout
     assert_same_run(uninterrupted, run_dir)
     env_json = json.loads((run_dir / "env.json").read_text())
-    assert env_json["resumed"][0]["from_epoch"] == 2
+    assert env_json["resumed"][0]["from_epoch"] == epoch
 
 
 class Interrupt(Callback):

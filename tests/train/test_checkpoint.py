@@ -116,3 +116,40 @@ def test_checkpoint_of_another_training_config_is_refused_but_names_do_not_matte
     changed = {**same, "train": {**same["train"], "batch_size": 32}}
     with pytest.raises(UserError, match=r"train\.batch_size is 64 there but 32 here"):
         check_config(ckpt, changed, "last.pt")
+
+
+def test_checkpoints_written_in_the_background_land_in_order_and_all_before_fit_ends(
+    tiny_config, monkeypatch
+):
+    import threading
+    import time
+
+    from smallvision.train import callbacks
+
+    real, writes = callbacks.write_atomic, []
+
+    def slow(payload, path):  # a slow disk: the next epoch trains while this one is written
+        start = time.perf_counter()
+        time.sleep(0.05)
+        real(payload, path)
+        writes.append((path.name, torch.load(path, weights_only=False)["epoch"] if path.name == "last.pt" else None,
+                       start, time.perf_counter(), threading.current_thread().name))  # fmt: skip
+
+    monkeypatch.setattr(callbacks, "write_atomic", slow)
+    result = run_config(build_config(tiny_config))
+    last = [w for w in writes if w[0] == "last.pt"]
+    assert [w[1] for w in last] == [1, 2, 3]  # every epoch's, in order, the last one before fit ended
+    assert all(a[3] <= b[2] for a, b in zip(writes, writes[1:], strict=False))  # one write at a time
+    assert {w[4] for w in writes} == {"checkpoint writer"}
+    assert load_checkpoint(result.dir / "checkpoints" / "last.pt")["epoch"] == 3
+
+
+def test_a_failed_background_write_stops_the_run_with_its_error(tiny_config, monkeypatch):
+    from smallvision.train import callbacks
+
+    def full(payload, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(callbacks, "write_atomic", full)
+    with pytest.raises(OSError, match="No space left"):
+        run_config(build_config(tiny_config))

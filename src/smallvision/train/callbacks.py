@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import os
 import sys
+import threading
 from pathlib import Path
 
-from smallvision.train.checkpoint import save_atomic
+from smallvision.train.checkpoint import serialize, write_atomic
 from smallvision.train.events import Callback, EpochRecord
 from smallvision.train.trainer import Trainer
 
@@ -37,21 +38,58 @@ def write_history(path: Path, history: list[dict]) -> None:
 class Checkpoint(Callback):
     """Each epoch: ``last.pt`` (``Trainer.state_dict()``); on improvement: ``best.pt``.
 
-    Both are written atomically, so a kill mid-write leaves the previous file intact.
+    Both are written atomically, so a kill mid-write leaves the previous file intact. The state is
+    serialised at the end of its epoch (a copy of every tensor as it is then) and written to disk by
+    a background thread while the next epoch trains: the file writes and fsyncs, most of a
+    checkpoint's cost, overlap with training. One epoch's files are on disk before the next epoch's
+    are written, and all of them when ``fit`` ends; a write that failed is raised at the next
+    checkpoint or at the end. A kill before an epoch's files are on disk leaves the previous epoch's,
+    from which ``resume`` recomputes the same numbers.
 
     Args:
         directory: the run's ``checkpoints/`` folder.
         meta: what a checkpoint must carry to be used alone (config, normalisation, head kinds).
+        background: write in a background thread (False: write before ``after_epoch`` returns).
     """
 
-    def __init__(self, directory: str | Path, meta: dict) -> None:
+    def __init__(self, directory: str | Path, meta: dict, background: bool = True) -> None:
         self.directory = Path(directory)
         self.meta = meta
+        self.background = background
+        self._writer: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def after_epoch(self, trainer: Trainer, record: EpochRecord) -> None:
+        files = []
         if record.is_best:  # the evaluated weights: the EMA's when train.ema is on
-            save_atomic({**trainer.best_state_dict(), **self.meta}, self.directory / "best.pt")
-        save_atomic({**trainer.state_dict(), **self.meta}, self.directory / "last.pt")
+            files.append((serialize({**trainer.best_state_dict(), **self.meta}), self.directory / "best.pt"))
+        files.append((serialize({**trainer.state_dict(), **self.meta}), self.directory / "last.pt"))
+        self.wait()  # the previous epoch's files land before these replace them
+        if not self.background:
+            self._write(files)
+            self.wait()
+            return
+        self._writer = threading.Thread(target=self._write, args=(files,), name="checkpoint writer")
+        self._writer.start()  # not a daemon: the interpreter waits for it before exiting
+
+    def _write(self, files: list[tuple[bytes, Path]]) -> None:
+        try:
+            for payload, path in files:
+                write_atomic(payload, path)
+        except BaseException as exc:  # raised in the training thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        """Block until the files of the last epoch are on disk; raise the error of a failed write."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def after_fit(self, trainer: Trainer) -> None:
+        self.wait()
 
 
 class Progress(Callback):

@@ -1,6 +1,6 @@
 """Checkpoints written atomically and checked when read: a damaged file is never mistaken for a whole one.
 
-Writing: serialise to memory, append a trailer (``SVCKPT01`` + the SHA-256 of the payload), write
+Writing: serialise to memory (:func:`serialize`), append a trailer (``SVCKPT01`` + the SHA-256 of the payload), write
 to a temporary file in the same directory, fsync, ``os.replace`` (atomic on POSIX), fsync the
 directory. Reading: verify the trailer's digest (``torch.load`` itself does not check the zip's
 CRCs, so a flipped byte would load silently), then ``torch.load(weights_only=True)`` so a
@@ -27,11 +27,21 @@ TRAILER = len(MAGIC) + 32  # magic + sha256 digest
 
 def save_atomic(obj: Any, path: str | Path) -> None:
     """``torch.save`` to ``path`` with a checksum trailer, through a fsynced temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(serialize(obj), path)
+
+
+def serialize(obj: Any) -> bytes:
+    """``torch.save`` of ``obj`` into memory: a copy of its tensors as they are now."""
     buf = io.BytesIO()
     torch.save(obj, buf)
-    payload = buf.getvalue()
+    return buf.getvalue()
+
+
+def write_atomic(payload: bytes, path: str | Path) -> None:
+    """``payload`` (from :func:`serialize`) and its checksum trailer to ``path``, through a fsynced
+    temporary file and a rename, then the directory fsynced."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
