@@ -184,7 +184,7 @@ class UnfreezeStep(Strict):
 class TrainConfig(Strict):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(128, ge=1)
-    # 128: on CPU a larger batch is slower (its activations leave the cache): 1.5-2.7x at 1,000
+    # 128: on CPU a larger evaluation batch is slower, its activations no longer fit in the cache
     eval_batch_size: int = Field(128, ge=1)
     optimizer: OptimConfig = OptimConfig()
     schedule: ScheduleConfig = ScheduleConfig()
