@@ -27,14 +27,15 @@ from smallvision.data.normalize import Normalizer
 from smallvision.errors import UserError
 from smallvision.models.base import Backbone, Network
 from smallvision.models.build import build_model
-from smallvision.models.mlp import dense_layer
+from smallvision.models.mlp import MLP
 from smallvision.models.transfer import checkpoint_path, load_backbone
 from smallvision.train.checkpoint import load_checkpoint
 from smallvision.train.inputs import InputPrep
 
 
-class FeatureMLP(Backbone):
-    """Dense layers on (B, F, 1, 1) feature vectors; no layers at all for ``hidden=[]``.
+class FeatureMLP(MLP):
+    """:class:`~smallvision.models.mlp.MLP` on (B, F, 1, 1) feature vectors; no layers at all for
+    ``hidden=[]`` (the heads then sit on the features themselves).
 
     Not registered among the models: it exists only on top of an encoder's features.
 
@@ -46,29 +47,7 @@ class FeatureMLP(Backbone):
     """
 
     image_input = False
-
-    def __init__(
-        self,
-        input_shape: tuple[int, int, int],
-        hidden: tuple[int, ...] = (512, 256, 128),
-        dropout: float = 0.0,
-        batch_norm: bool = False,
-    ) -> None:
-        super().__init__(input_shape)
-        widths = (int(np.prod(input_shape)), *hidden)
-        self.layers = nn.ModuleList(
-            dense_layer(a, b, batch_norm, dropout) for a, b in zip(widths[:-1], widths[1:], strict=True)
-        )
-        self.num_features = widths[-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)  # (B, F)
-        for layer in self.layers:
-            x = layer(x)  # (B, hidden_i)
-        return x
-
-    def stages(self) -> list[tuple[str, nn.Module]]:
-        return [(f"layer{i + 1}", layer) for i, layer in enumerate(self.layers)]
+    no_layers_allowed = True
 
 
 @dataclass

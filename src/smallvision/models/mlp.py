@@ -35,6 +35,7 @@ class MLP(Backbone):
     """
 
     min_size = 1
+    no_layers_allowed = False  # FeatureMLP: hidden=[] passes the features through
 
     def __init__(
         self,
@@ -44,14 +45,14 @@ class MLP(Backbone):
         batch_norm: bool = False,
     ) -> None:
         super().__init__(input_shape)
-        if not hidden:
+        if not hidden and not self.no_layers_allowed:
             raise ValueError("hidden must list at least one layer width, got []")
         c, h, w = input_shape
         widths = (c * h * w, *hidden)
         self.layers = nn.ModuleList(
             dense_layer(a, b, batch_norm, dropout) for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
-        self.num_features = hidden[-1]
+        self.num_features = widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)  # (B, C*H*W)

@@ -20,7 +20,7 @@ from smallvision.evaluate.metrics import higher_is_better
 from smallvision.registry import HEAD_KINDS
 from smallvision.report.study_data import StudyCell, StudyStep
 from smallvision.rundir import StoredTestImages
-from smallvision.study.compare_runs import Variant, variant_results
+from smallvision.study.compare_runs import Variant, metric_parts, variant_results
 
 
 @dataclass
@@ -98,14 +98,6 @@ def usable(cell: StudyCell, split: str = "test") -> bool:
         and run.predictions is not None
         and split in run.predictions.index
     )
-
-
-def metric_parts(metric: str) -> tuple[str, str, str]:
-    """``(split, head, name)`` of ``<split>/<head>/<metric>``; the split is ``test``, or ``val`` in a
-    study without a test split."""
-    split, _, rest = metric.partition("/")
-    head, _, name = rest.rpartition("/")
-    return split, head, name
 
 
 def _logged(cell: StudyCell, split: str, head: str) -> dict:

@@ -102,15 +102,22 @@ def default_metric(run: Run) -> str:
     return f"test/{head}/{HEAD_KINDS.get(info.kind).headline[0]}"
 
 
+def metric_parts(metric: str) -> tuple[str, str, str]:
+    """``(split, head, name)`` of ``<split>/<head>/<metric>`` (a head name may hold ``/``); the split
+    is ``test``, or ``val`` in a study without a test split."""
+    split, _, rest = metric.partition("/")
+    head, _, name = rest.rpartition("/")
+    return split, head, name
+
+
 def parse_metric(metric: str, run: Run) -> tuple[str, str, str]:
-    """``(split, head, name)`` of ``<split>/<head>/<metric>``, a metric the run logs."""
-    split = metric.split("/", 1)[0]
+    """:func:`metric_parts` of ``metric``, a metric the run logs (else a UserError listing them)."""
+    split = metric_parts(metric)[0]
     available = available_metrics(run, split)
     if metric not in available:
         available = available or available_metrics(run)
         raise UserError(f"--metric {metric!r} is not logged by {run.dir}; available: {', '.join(available)}")
-    head, _, name = metric.removeprefix(f"{split}/").rpartition("/")
-    return split, head, name
+    return metric_parts(metric)
 
 
 def per_image(run: Run, head: str, name: str, split: str = "test") -> tuple[np.ndarray, np.ndarray | None]:
