@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=60000)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--modes", nargs="+", default=["mmap", "loaded"], choices=["mmap", "loaded"])
+    parser.add_argument("--out", default="mmap", help="results name (benchmarks/results/<out>.json)")
     parser.add_argument("--child", choices=["mmap", "loaded"], help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--write", action="store_true", help=argparse.SUPPRESS)
@@ -141,11 +143,16 @@ def main() -> None:
             )  # fmt: skip
             runs[mode] = json.loads(out.stdout.strip().splitlines()[-1])
             runs[mode]["peak_over_file"] = runs[mode]["peak_rss_mb"] / file_mb
-    command = "python benchmarks/bench_mmap.py" + (
-        f" --images {args.images} --size {args.size}" if (args.images, args.size) != (60000, 96) else ""
+    command = (
+        "python benchmarks/bench_mmap.py"
+        + (f" --images {args.images} --size {args.size}" if (args.images, args.size) != (60000, 96) else "")
+        + (f" --modes {' '.join(args.modes)}" if args.modes != ["mmap", "loaded"] else "")
+        + (f" --out {args.out}" if args.out != "mmap" else "")
     )
-    save("mmap", {
-        "command": command,
+    threshold = os.environ.get("MALLOC_MMAP_THRESHOLD_")  # set: smallvision leaves malloc as told
+    save(args.out, {
+        "command": (f"MALLOC_MMAP_THRESHOLD_={threshold} " if threshold else "") + command,
+        "malloc_mmap_threshold_env": threshold,
         "images": args.images,
         "image_shape": [args.size, args.size, 3],
         "file_mb": file_mb,

@@ -20,7 +20,8 @@ serves such a buffer from its own mmap and gives it back on free, until a freed 
 dynamic threshold: from then on the buffers come from the heap, which keeps what it grew to, and
 the resident set climbs by hundreds of MB over a run. :func:`pin_malloc_threshold` fixes the
 threshold (``mallopt(M_MMAP_THRESHOLD)``, which also turns the dynamic adjustment off) once per
-process, when a mapped set is made.
+process, when a mapped set is made, unless ``MALLOC_MMAP_THRESHOLD_`` is set: memory is what a
+mapped set is for, and it costs speed (each batch buffer is faulted in afresh).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import mmap
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,20 +51,23 @@ _TORCH_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.fl
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 MALLOC_MMAP_THRESHOLD = 1 << 20  # allocations from 1 MB up get their own mapping, returned on free
+MALLOC_ENV = "MALLOC_MMAP_THRESHOLD_"  # glibc's variable: set, it is obeyed and nothing is pinned
 _malloc_pinned: bool | None = None
 
 
 def pin_malloc_threshold(threshold: int = MALLOC_MMAP_THRESHOLD) -> bool:
     """Fix glibc's mmap threshold at ``threshold`` bytes for this process (once); True when set.
 
-    A no-op returning False elsewhere than Linux with glibc. Allocations from ``threshold`` up are
+    A no-op returning False elsewhere than Linux with glibc, or when the environment sets glibc's
+    own ``MALLOC_MMAP_THRESHOLD_`` (the user's choice stands). Allocations from ``threshold`` up are
     then always separate mappings that free returns to the system, so a training loop's batch
-    buffers do not pile up in the heap (see the module's docstring).
+    buffers do not pile up in the heap (see the module's docstring). The price is speed: each such
+    buffer is mapped and faulted in afresh, every batch (docs/scale.md has the figures).
     """
     global _malloc_pinned
     if _malloc_pinned is None:
         _malloc_pinned = False
-        if sys.platform.startswith("linux"):
+        if sys.platform.startswith("linux") and MALLOC_ENV not in os.environ:
             try:
                 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
                 mallopt = libc.mallopt
