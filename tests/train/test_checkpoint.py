@@ -132,7 +132,7 @@ def test_checkpoints_written_in_the_background_land_in_order_and_all_before_fit_
         start = time.perf_counter()
         time.sleep(0.05)
         real(payload, path)
-        writes.append((path.name, torch.load(path, weights_only=False)["epoch"] if path.name == "last.pt" else None,
+        writes.append((path.name, load_checkpoint(path)["epoch"] if path.name == "last.pt" else None,
                        start, time.perf_counter(), threading.current_thread().name))  # fmt: skip
 
     monkeypatch.setattr(callbacks, "write_atomic", slow)

@@ -112,12 +112,12 @@ def metric_parts(metric: str) -> tuple[str, str, str]:
 
 def parse_metric(metric: str, run: Run) -> tuple[str, str, str]:
     """:func:`metric_parts` of ``metric``, a metric the run logs (else a UserError listing them)."""
-    split = metric_parts(metric)[0]
-    available = available_metrics(run, split)
+    parts = metric_parts(metric)
+    available = available_metrics(run, parts[0])
     if metric not in available:
         available = available or available_metrics(run)
         raise UserError(f"--metric {metric!r} is not logged by {run.dir}; available: {', '.join(available)}")
-    return metric_parts(metric)
+    return parts
 
 
 def per_image(run: Run, head: str, name: str, split: str = "test") -> tuple[np.ndarray, np.ndarray | None]:

@@ -190,11 +190,15 @@ def execute(
     started, start = time.time(), time.perf_counter()
     # the extra workers start before the display's thread: a process forks cleanly only while it
     # has one thread (start_method)
-    procs = start_workers(study_dir, workers - 1, threads, stale_after, storage)
     display = ProgressDisplay(spec, study_dir, stale_after, enabled=progress)
+    procs = start_workers(study_dir, workers - 1, threads, stale_after, storage)
     try:
         display.start()
         plan = _run_workers(spec, study_dir, procs, threads, stale_after, storage)
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        raise
     finally:
         display.stop()
     finish_files(spec, study_dir, plan)
@@ -240,14 +244,9 @@ def _run_workers(
     """
     from smallvision.study.worker import plan_cells
 
-    try:
-        Worker(spec, study_dir, "w1", threads, stale_after, storage=storage).run()
-        for p in procs:
-            p.wait()
-    except BaseException:
-        for p in procs:
-            p.terminate()
-        raise
+    Worker(spec, study_dir, "w1", threads, stale_after, storage=storage).run()
+    for p in procs:
+        p.wait()
     # w1 returns once every cell is finished, but re-read: a worker may still have been writing
     return plan_cells(spec, study_dir)
 

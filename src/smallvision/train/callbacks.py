@@ -49,13 +49,11 @@ class Checkpoint(Callback):
     Args:
         directory: the run's ``checkpoints/`` folder.
         meta: what a checkpoint must carry to be used alone (config, normalisation, head kinds).
-        background: write in a background thread (False: write before ``after_epoch`` returns).
     """
 
-    def __init__(self, directory: str | Path, meta: dict, background: bool = True) -> None:
+    def __init__(self, directory: str | Path, meta: dict) -> None:
         self.directory = Path(directory)
         self.meta = meta
-        self.background = background
         self._writer: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -65,10 +63,6 @@ class Checkpoint(Callback):
             files.append((serialize({**trainer.best_state_dict(), **self.meta}), self.directory / "best.pt"))
         files.append((serialize({**trainer.state_dict(), **self.meta}), self.directory / "last.pt"))
         self.wait()  # the previous epoch's files land before these replace them
-        if not self.background:
-            self._write(files)
-            self.wait()
-            return
         self._writer = threading.Thread(target=self._write, args=(files,), name="checkpoint writer")
         self._writer.start()  # not a daemon: the interpreter waits for it before exiting
 
