@@ -15,7 +15,14 @@ Machines differ, so each family's throughput is also given as achieved GFLOP/s (
 step's FLOPs counted by ``FlopCounterMode`` times steps/s) and as a fraction of the fp32 matmul
 peak measured in the same run: peak and model are measured alternately for ``--rounds`` rounds
 and the best round of each is reported with the spread. Target: ``cnn_bn`` at >= 70% of the
-matmul peak. Writes benchmarks/results/models.json.
+matmul peak. Beside it, the ceiling its convolutions set: the same step with every batch norm,
+ReLU and dropout replaced by the identity (convolutions, pooling, dense layer, loss and Adam
+left), interleaved with the peak in the same way; no work on the other layers can take
+``cnn_bn`` past that figure. And a bound for a perfect fused batch norm + ReLU: that ceiling's
+step plus the time of the fewest memory passes such a layer needs over its activations (8: the
+statistics read, the normalising read and write; backward two reads for the sums, then two reads
+and a write), each pass timed on this machine as half a ``clone`` of a warm tensor of that shape
+(optimistic: warm in cache). Writes benchmarks/results/models.json.
 
     python benchmarks/bench_models.py [--seconds 3] [--rounds 3] [--models '*'] [--no-compile] [--quick]
 """
@@ -60,10 +67,24 @@ def random_shift(x: torch.Tensor, gen: torch.Generator, pixels: float = 2.0) -> 
     return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
 
 
-def make_step(name: str, channels_last: bool, compiled: bool, bf16: bool = False):
-    """A closure running one training step on a fixed random batch, and the network."""
+def convolutions_only(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` with every BatchNorm2d, ReLU and Dropout replaced by the identity, in place."""
+    for module in list(net.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, (torch.nn.BatchNorm2d, torch.nn.ReLU, torch.nn.Dropout)):
+                setattr(module, child_name, torch.nn.Identity())
+    return net
+
+
+def make_step(name: str, channels_last: bool, compiled: bool, bf16: bool = False, convs_only: bool = False):
+    """A closure running one training step on a fixed random batch, and the network.
+
+    ``convs_only``: the network stripped by :func:`convolutions_only` (the ceiling of its convolutions).
+    """
     torch.manual_seed(0)
     net = build_model(name, {}, SHAPE, heads_for(name)).train()
+    if convs_only:
+        net = convolutions_only(net)
     memory = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(memory_format=memory)
     if compiled:
@@ -202,7 +223,75 @@ def measure_family(name: str, chosen: dict, seconds: float, rounds: int) -> dict
     row["fraction_of_matmul_peak"] = round(row["achieved_gflops"] / peak["matmul_gflops"]["best"], 3)
     row["fraction_of_conv_peak"] = round(row["achieved_gflops"] / peak["conv_gflops"]["best"], 3)
     row["inference_images_per_s"] = inference_throughput(name, chosen["channels_last"])
+    if name == TARGET[0]:
+        row["convolutions_only"] = ceiling(name, chosen, per_image, seconds, rounds)
     return row
+
+
+def ceiling(name: str, chosen: dict, per_image: int, seconds: float, rounds: int) -> dict:
+    """The same training step with batch norm, ReLU and dropout gone, as a fraction of the peak.
+
+    The FLOPs are the full network's (FlopCounterMode counts only the convolutions and the dense
+    layer, which both versions keep), so the two fractions compare directly.
+    """
+    step, _ = make_step(name, chosen["channels_last"], chosen["compile"], convs_only=True)
+    peak, tries = interleaved(lambda: throughput(step, seconds), rounds)
+    best = max(tries, key=lambda t: t["images_per_s"])
+    gflops = best["images_per_s"] * per_image / 1e9
+    passes_s = norm_passes_s(name, chosen["channels_last"])
+    fused = BATCH / (BATCH / best["images_per_s"] + passes_s)
+    return {
+        "what": "BatchNorm2d, ReLU and Dropout replaced by the identity",
+        "images_per_s": best["images_per_s"],
+        "images_per_s_spread": spread([t["images_per_s"] for t in tries]),
+        "contended": best["contended"],
+        "achieved_gflops": round(gflops, 1),
+        "peak": peak,
+        "fraction_of_matmul_peak": round(gflops / peak["matmul_gflops"]["best"], 3),
+        "fused_bn_relu_bound": {
+            "memory_passes_per_layer": NORM_PASSES,
+            "passes_ms_per_step": round(passes_s * 1000, 2),
+            "images_per_s": round(fused, 1),
+            "fraction_of_matmul_peak": round(fused * per_image / 1e9 / peak["matmul_gflops"]["best"], 3),
+        },
+    }
+
+
+NORM_PASSES = (
+    8  # forward: statistics read, normalise read + write; backward: 2 reads for the sums, 2 reads + 1 write
+)
+
+
+def norm_passes_s(name: str, channels_last: bool, repeats: int = 20) -> float:
+    """Seconds a training step of ``name`` would spend on NORM_PASSES memory passes over each BN input.
+
+    A pass is half a ``clone`` (one read, one write) of a tensor of that layer's shape, the best of
+    ``repeats`` on a warm tensor: the least any batch norm + ReLU kernel could spend there.
+    """
+    net = build_model(name, {}, SHAPE, heads_for(name)).train()
+    memory = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=memory)
+    shapes: list[torch.Size] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, inputs, _out: shapes.append(inputs[0].shape))
+        for m in net.modules()
+        if isinstance(m, torch.nn.BatchNorm2d)
+    ]
+    with torch.no_grad():
+        net(torch.randn(BATCH, *SHAPE).contiguous(memory_format=memory))
+    for hook in hooks:
+        hook.remove()
+    total = 0.0
+    for shape in shapes:
+        x = torch.randn(shape).contiguous(memory_format=memory)
+        x.clone()
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            x.clone()
+            best = min(best, time.perf_counter() - t0)
+        total += NORM_PASSES * best / 2
+    return total
 
 
 def inference_throughput(name: str, channels_last: bool, passes: int = 5) -> float:
@@ -305,6 +394,9 @@ def main() -> None:
             "fraction_of_matmul_peak": TARGET[1],
             "measured": target and target["fraction_of_matmul_peak"],
             "met": target is not None and target["fraction_of_matmul_peak"] >= TARGET[1],
+            "convolutions_only": target and target["convolutions_only"]["fraction_of_matmul_peak"],
+            "fused_bn_relu_bound": target
+            and target["convolutions_only"]["fused_bn_relu_bound"]["fraction_of_matmul_peak"],
         },
         "families": families,
         "wall_s": round(time.perf_counter() - t_start, 1),

@@ -135,6 +135,23 @@ def models(d: dict) -> list[str]:
             f"peak measured in the same run (best of {d['families'][0]['peak']['rounds']} interleaved rounds): "
             f"{'n/a' if measured is None else f'{measured:.0%}'} — {'met' if target['met'] else 'NOT met'}.\n"
         )
+        row = next((f for f in d["families"] if f["model"] == target["model"]), {})
+        if "convolutions_only" in row:
+            c = row["convolutions_only"]
+            goal += (
+                f"\nThe ceiling its convolutions set (the same step with every batch norm, ReLU and dropout "
+                f"replaced by the identity, interleaved with the peak the same way): {c['images_per_s']:.0f} "
+                f"images/s, {c['fraction_of_matmul_peak']:.0%} of the matmul peak. No work on the other layers "
+                f"can take `{target['model']}` past it.\n"
+            )
+            if "fused_bn_relu_bound" in c:
+                b = c["fused_bn_relu_bound"]
+                goal += (
+                    f"\nWith a perfect fused batch norm + ReLU instead (that step plus {b['memory_passes_per_layer']} "
+                    f"memory passes over each batch-norm input, the fewest such a layer needs forward and backward, "
+                    f"timed here at {b['passes_ms_per_step']} ms a step): at most {b['images_per_s']:.0f} images/s, "
+                    f"{b['fraction_of_matmul_peak']:.0%} of the peak.\n"
+                )
     else:
         goal = ""
     settings = [

@@ -1,4 +1,5 @@
-"""Building blocks shared by the model families: conv+BN, residual, pre-activation, SE, dense blocks.
+"""Building blocks shared by the model families: conv+BN, residual, pre-activation, SE, dense blocks,
+and the dropout they all use.
 
 Attribute names of ``ResidualBlock`` follow torchvision's ``BasicBlock`` (conv1, bn1, conv2, bn2,
 downsample) so that a ResNet-18 state dict a user already has loads into ``resnet18`` by key.
@@ -10,6 +11,58 @@ import torch
 from torch import nn
 
 from smallvision.errors import UserError
+
+_MASK_LEVELS = 1 << 16  # the drop probability is rounded to a multiple of 1/65536
+
+
+class _Masked(torch.autograd.Function):
+    """``x * keep * scale``, keeping only the boolean mask (one byte an element) for backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return x.mul(keep).mul_(scale)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (keep,) = ctx.saved_tensors
+        return grad.mul(keep).mul_(ctx.scale), None, None
+
+
+def dropout_mask(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
+    """A boolean keep-mask laid out like ``x`` (channels_last stays channels_last), and its scale.
+
+    Each element is dropped with probability ``p`` rounded to a multiple of 1/65536: the mask is
+    16 random bits an element, cut from 64-bit words drawn by ``random_`` from torch's default
+    generator (so ``torch.manual_seed`` governs it, whatever the thread count). That draws a
+    quarter as many numbers as ``bernoulli_``, whose CPU kernel draws one per element and was
+    8 ns an element on the 2-core machines of benchmarks/README.md (dropout was 7% of a
+    ``cnn_bn`` step). The scale is 1 / (1 - the rounded p), so the mean is kept exactly.
+    """
+    n = x.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), None)
+    bits = words.view(torch.int16)[:n]
+    dense = x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))
+    bits = bits.as_strided(x.shape, x.stride()) if dense else bits.view(x.shape)
+    dropped = round(p * _MASK_LEVELS)
+    keep = bits >= dropped - _MASK_LEVELS // 2  # int16 runs from -32768: P(keep) = 1 - dropped/65536
+    return keep, _MASK_LEVELS / (_MASK_LEVELS - dropped)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (same arguments, state and repr) with a cheaper mask on the CPU.
+
+    On the CPU, in training, the mask comes from :func:`dropout_mask`; elsewhere (CUDA's fused
+    kernel, ``inplace=True``, eval mode, ``p`` of 0 or 1) it is ``nn.Dropout`` itself.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.inplace or x.device.type != "cpu" or not 0.0 < self.p < 1.0:
+            return super().forward(x)
+        keep, scale = dropout_mask(x, self.p)
+        return _Masked.apply(x, keep, scale)
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:

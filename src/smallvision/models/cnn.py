@@ -7,7 +7,7 @@ from torch import nn
 
 from smallvision.errors import UserError
 from smallvision.models.base import Backbone
-from smallvision.models.blocks import conv_bn, global_pool, require_size
+from smallvision.models.blocks import Dropout, conv_bn, global_pool, require_size
 from smallvision.registry import MODELS
 
 
@@ -51,7 +51,7 @@ class CNNSmall(Backbone):
         self.convs = nn.ModuleList(layers)
         flat = channels[-1] * (h >> len(channels)) * (w >> len(channels))
         self.dense = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(flat, hidden), nn.ReLU(inplace=True)
+            nn.Flatten(), Dropout(dropout), nn.Linear(flat, hidden), nn.ReLU(inplace=True)
         )
         self.num_features = hidden
 
@@ -93,11 +93,11 @@ class CNNBN(Backbone):
         super().__init__(input_shape)
         c = input_shape[0]
         w1, w2, w3 = widths
-        self.stem = nn.Sequential(*conv_bn(c, w1), *conv_bn(w1, w1), nn.MaxPool2d(2), nn.Dropout(dropout))
-        self.stage1 = nn.Sequential(*conv_bn(w1, w2), *conv_bn(w2, w2), nn.MaxPool2d(2), nn.Dropout(dropout))
+        self.stem = nn.Sequential(*conv_bn(c, w1), *conv_bn(w1, w1), nn.MaxPool2d(2), Dropout(dropout))
+        self.stage1 = nn.Sequential(*conv_bn(w1, w2), *conv_bn(w2, w2), nn.MaxPool2d(2), Dropout(dropout))
         self.stage2 = nn.Sequential(*conv_bn(w2, w3), *conv_bn(w3, w3))
         self.pool = global_pool()
-        self.dense = nn.Sequential(nn.Linear(w3, hidden), nn.ReLU(inplace=True), nn.Dropout(dense_dropout))
+        self.dense = nn.Sequential(nn.Linear(w3, hidden), nn.ReLU(inplace=True), Dropout(dense_dropout))
         self.num_features = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from smallvision.models.base import Backbone
-from smallvision.models.blocks import DenseBlock, Transition, global_pool, require_size
+from smallvision.models.blocks import DenseBlock, Dropout, Transition, global_pool, require_size
 from smallvision.registry import MODELS
 
 
@@ -55,7 +55,7 @@ class DenseNetSmall(Backbone):
             blocks.append(nn.Sequential(dense, Transition(dense.out_channels, width, pool=not last), *tail))
             cin = width
         self.body = nn.ModuleList(blocks)
-        self.pool = nn.Sequential(global_pool(), nn.Dropout(dropout))
+        self.pool = nn.Sequential(global_pool(), Dropout(dropout))
         self.num_features = widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from smallvision.models.base import Backbone
-from smallvision.models.blocks import conv_bn, global_pool
+from smallvision.models.blocks import Dropout, conv_bn, global_pool
 from smallvision.models.preact import PreActResNet
 from smallvision.registry import MODELS
 
@@ -51,7 +51,7 @@ class FrequencyStream(nn.Module):
         layers: list[nn.Module] = [nn.BatchNorm2d(channels)]
         cin = channels
         for width in widths:
-            layers += [*conv_bn(cin, width), nn.Dropout(dropout)]
+            layers += [*conv_bn(cin, width), Dropout(dropout)]
             cin = width
         self.layers = nn.Sequential(*layers, global_pool())
         self.num_features = cin

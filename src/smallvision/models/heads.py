@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from smallvision.config import HeadConfig
+from smallvision.models.blocks import Dropout
 
 
 def mlp(in_features: int, hidden: list[int], out: int, dropout: float) -> nn.Sequential:
@@ -14,10 +15,10 @@ def mlp(in_features: int, hidden: list[int], out: int, dropout: float) -> nn.Seq
     for h in hidden:
         layers += [nn.Linear(width, h), nn.ReLU(inplace=True)]
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         width = h
     if dropout > 0 and not hidden:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     layers.append(nn.Linear(width, out))
     return nn.Sequential(*layers)
 

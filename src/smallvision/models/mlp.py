@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from smallvision.models.base import Backbone
+from smallvision.models.blocks import Dropout
 from smallvision.registry import MODELS
 
 
@@ -16,7 +17,7 @@ def dense_layer(cin: int, cout: int, batch_norm: bool, dropout: float) -> nn.Seq
         layers.append(nn.BatchNorm1d(cout))
     layers.append(nn.ReLU(inplace=True))
     if dropout > 0:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     return nn.Sequential(*layers)
 
 

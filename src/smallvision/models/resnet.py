@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from smallvision.models.base import Backbone
-from smallvision.models.blocks import ResidualBlock, conv_bn, global_pool, require_size
+from smallvision.models.blocks import Dropout, ResidualBlock, conv_bn, global_pool, require_size
 from smallvision.registry import MODELS
 
 
@@ -45,7 +45,7 @@ class ResNetSmall(Backbone):
             body = [ResidualBlock(cin if b == 0 else width, width) for b in range(blocks)]
             stages.append(nn.Sequential(*pool, *body))
         self.body = nn.ModuleList(stages)
-        self.pool = nn.Sequential(global_pool(), nn.Dropout(dropout))
+        self.pool = nn.Sequential(global_pool(), Dropout(dropout))
         self.num_features = widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

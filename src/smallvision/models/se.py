@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from smallvision.models.base import Backbone
-from smallvision.models.blocks import SqueezeExcite, conv_bn, global_pool, require_size
+from smallvision.models.blocks import Dropout, SqueezeExcite, conv_bn, global_pool, require_size
 from smallvision.registry import MODELS
 
 
@@ -48,7 +48,7 @@ class SECNN(Backbone):
             stages.append(nn.Sequential(*layers, SqueezeExcite(width, ratio)))
             cin = width
         self.body = nn.ModuleList(stages)
-        self.pool = nn.Sequential(global_pool(), nn.Dropout(dropout))
+        self.pool = nn.Sequential(global_pool(), Dropout(dropout))
         self.num_features = widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
