@@ -134,6 +134,36 @@ def test_image_quality_equals_skimage():
     assert q["mse"] == pytest.approx(((p - t) ** 2).mean())
 
 
+def test_image_quality_intervals_hold_image_quality_and_narrow_with_more_images():
+    rng = np.random.default_rng(8)
+    t = rng.random((200, 1, 12, 12))
+    p = t + rng.normal(0, 0.1, t.shape) * rng.random((200, 1, 1, 1))  # some images worse than others
+    q = dg.image_quality(t, p)
+    est = dg.image_quality_intervals(t, p)
+    for name in ("mse", "mae", "psnr", "ssim"):
+        e = est[name]
+        assert e.value == pytest.approx(q[name]), name
+        assert e.low < e.value < e.high, name
+    assert est == dg.image_quality_intervals(t, p)  # seeded: the same predictions, the same intervals
+    small = dg.image_quality_intervals(t[:20], p[:20])
+    for name in ("mse", "mae", "psnr", "ssim"):
+        assert est[name].high - est[name].low < small[name].high - small[name].low, name
+    # PSNR's interval is the MSE interval of the clipped predictions, mapped through 10 log10(1 / MSE)
+    clipped = ((np.clip(p, 0, 1) - t) ** 2).reshape(200, -1).mean(axis=1)
+    boot = clipped[np.random.default_rng(0).integers(0, 200, (dg.N_BOOT, 200))].mean(axis=1)
+    assert est["psnr"].low == pytest.approx(10 * np.log10(1 / np.percentile(boot, 97.5)))
+
+
+def test_image_quality_intervals_of_a_perfect_copy_and_tiny_images():
+    t = np.random.default_rng(9).random((5, 1, 2, 2))
+    est = dg.image_quality_intervals(t, t.copy())
+    assert est["mse"] == dg.Estimate(0.0, 0.0, 0.0)
+    assert est["psnr"].value == est["psnr"].low == float("inf")
+    assert est["ssim"] is None  # 2x2 images have no SSIM window
+    with pytest.raises(ValueError, match="two equal non-empty arrays"):
+        dg.image_quality_intervals(t, t[:3])
+
+
 def test_top_losses_are_the_least_probable_true_classes():
     y = np.array([0, 1, 2, 0])
     prob = np.array([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.3, 0.3, 0.4], [0.2, 0.7, 0.1]])

@@ -110,6 +110,10 @@ def test_reconstruction_quality_on_unit_scale(tmp_path):
     )
     assert float(rows["ssim"][0]) == pytest.approx(q["ssim"], abs=5e-5)
     assert float(rows["mse"][0]) == pytest.approx(((recon - clean) ** 2).mean(), abs=5e-5)
+    intervals = dg.image_quality_intervals(clean, recon)
+    for name in ("mse", "mae", "psnr", "ssim"):  # each metric with its 95% interval over the images
+        low, high = (float(v) for v in rows[name][1].strip("[]").split(","))
+        assert low == pytest.approx(intervals[name].low, abs=5e-5, rel=1e-3) and low <= float(rows[name][0]) <= high
 
 
 @pytest.fixture(scope="module")

@@ -278,6 +278,13 @@ def ssim(y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
     """Mean structural similarity of images (N, C, H, W) in [0, 1]: scikit-image's
     ``structural_similarity`` per image over its channels (data range 1, 7x7 window or the largest
     odd one that fits), predictions clipped to [0, 1]."""
+    values = ssim_per_image(y_true, y_pred)
+    return None if values is None else float(np.mean(values))
+
+
+def ssim_per_image(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray | None:
+    """(N,) structural similarity of each image, as :func:`ssim` averages it; None where undefined
+    (not (N, C, H, W) images, none at all, or images under 3x3)."""
     from skimage.metrics import structural_similarity
 
     t = np.asarray(y_true, dtype=np.float64)
@@ -286,11 +293,12 @@ def ssim(y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
     win -= 1 - win % 2  # SSIM needs an odd window no larger than the image
     if win < 3 or not len(t):  # not images, or too small to have a neighbourhood: undefined
         return None
-    values = [
-        structural_similarity(a, b, data_range=1.0, channel_axis=0, win_size=win)
-        for a, b in zip(t, clipped, strict=True)
-    ]
-    return float(np.mean(values))
+    return np.array(
+        [
+            structural_similarity(a, b, data_range=1.0, channel_axis=0, win_size=win)
+            for a, b in zip(t, clipped, strict=True)
+        ]
+    )
 
 
 # ---------------------------------------------------------------- scoring

@@ -254,15 +254,15 @@ def reconstruction(
     ctx: HeadContext,
     corrupted: np.ndarray | None = None,
 ) -> None:
-    """MSE, MAE, PSNR, SSIM on the [0, 1] scale; original / (corrupted /) reconstructed grid."""
+    """MSE, MAE, PSNR, SSIM on the [0, 1] scale with 95% intervals over the images; original /
+    (corrupted /) reconstructed grid."""
     t = unit_scale(y_true, ctx.normalization)
     p = unit_scale(y_pred, ctx.normalization)
     if t.ndim != 4 or t.shape != p.shape or not len(t):
         return
-    quality = dg.image_quality(t, p)
+    quality = {k: e for k, e in dg.image_quality_intervals(t, p).items() if e is not None}
     scale = "[0, 1] scale" if ctx.normalization.get("mean") is not None else "scale as saved"
-    rows = [[Cell(k), _cell(v)] for k, v in quality.items()]
-    report.tables.append(Table(["metric", "value"], rows, f"{report.split} image quality on the {scale}"))
+    report.tables.append(interval_table(quality, {}, f"{report.split} image quality on the {scale}"))
     rows_shown = {"original": t[:GRID_IMAGES]}
     if corrupted is not None:
         rows_shown["corrupted"] = unit_scale(corrupted, ctx.normalization)[:GRID_IMAGES]
