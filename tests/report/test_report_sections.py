@@ -113,7 +113,10 @@ def test_reconstruction_quality_on_unit_scale(tmp_path):
     intervals = dg.image_quality_intervals(clean, recon)
     for name in ("mse", "mae", "psnr", "ssim"):  # each metric with its 95% interval over the images
         low, high = (float(v) for v in rows[name][1].strip("[]").split(","))
-        assert low == pytest.approx(intervals[name].low, abs=5e-5, rel=1e-3) and low <= float(rows[name][0]) <= high
+        assert (
+            low == pytest.approx(intervals[name].low, abs=5e-5, rel=1e-3)
+            and low <= float(rows[name][0]) <= high
+        )
 
 
 @pytest.fixture(scope="module")

@@ -115,3 +115,27 @@ def test_a_study_directory_is_grouped_by_step_and_label(tmp_path):
     result = CliRunner().invoke(app, ["compare", str(study), "--markdown"])
     assert result.exit_code == 0, result.output
     assert "**Verdict:**" in result.output and "narrow" in result.output
+
+
+@pytest.mark.parametrize("name", ["mae", "mse"])
+def test_reconstruction_errors_are_compared_over_test_images(tiny_config, name):
+    """Per-image errors, so two seeds a variant still get a test over the test images."""
+    cfg = fast(tiny_config, "ae")
+    cfg["model"] = {"name": "autoencoder_dense", "params": {"hidden": [32], "bottleneck": 8}}
+    cfg["heads"] = {"image": {"kind": "reconstruction"}}
+    cfg["train"]["early_stopping"] = {"monitor": "val/image/mse"}
+    a = run(cfg, seeds=[1, 2]).dir
+    b = run(
+        {**cfg, "name": "ae_wide", "model": {**cfg["model"], "params": {"hidden": [64], "bottleneck": 16}}},
+        seeds=[1, 2],
+    ).dir
+    c = compare_dirs([a, b], f"test/image/{name}")
+    assert c.level == "images" and not c.higher_is_better
+    member = load_run(a).members()[0]
+    assert c.n_images == len(member.predictions.index["test"])
+    logged = member.metrics.splits["test"]["image"][name]
+    means = {r.name: r.mean for r in c.rows}
+    assert means["ae"] == pytest.approx(
+        sum(m.metrics.splits["test"]["image"][name] for m in load_run(a).members()) / 2
+    )
+    assert logged > 0

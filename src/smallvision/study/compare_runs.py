@@ -24,7 +24,7 @@ from smallvision.rundir import Run, load_run
 
 # per-image scores whose mean over the test images is the metric, by head kind and metric
 PER_IMAGE = {("classification", "accuracy"), ("regression", "mae"), ("regression", "mse")}
-PER_IMAGE |= {("reconstruction", "mse")}
+PER_IMAGE |= {("reconstruction", "mse"), ("reconstruction", "mae")}
 
 
 @dataclass
