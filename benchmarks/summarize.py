@@ -176,6 +176,24 @@ def models(d: dict) -> list[str]:
     ]
 
 
+def dropout(d: dict) -> list[str]:
+    """The zoo's dropout mask against nn.Dropout's bernoulli_: per layer and in cnn_bn's step."""
+    rows = ["| input | zoo Dropout (ms) | nn.Dropout (ms) |", "|---|---|---|"]
+    for layer in d["layers"]:
+        shape = "x".join(map(str, layer["shape"]))
+        rows.append(f"| {shape} | {layer['zoo_ms']:.2f} | {layer['nn_dropout_ms']:.2f} |")
+    steps = d["cnn_bn_step_images_per_s"]
+    return [
+        f"## Dropout (p = {d['p']}, forward + backward, best of the calls)\n",
+        header(d),
+        load_note(d),
+        *rows,
+        "",
+        f"`cnn_bn` training step (bench_models' step, alternated rounds): {rate(steps['zoo'])} images/s with the "
+        f"zoo's Dropout, {rate(steps['nn_dropout'])} with nn.Dropout: {d['step_speedup']:.3f}x.\n",
+    ]
+
+
 def augment(d: dict) -> list[str]:
     ips = d["images_per_second"]
     ops = ", ".join(f"{k}" for k in d["pipeline"])
@@ -291,6 +309,7 @@ def main() -> None:
         ("mnist", mnist),
         ("import", import_time),
         ("models", models),
+        ("dropout", dropout),
         ("augment", augment),
         ("readers", readers),
         ("mmap", mmap),
