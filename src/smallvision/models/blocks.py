@@ -37,9 +37,9 @@ def dropout_mask(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
     Each element is dropped with probability ``p`` rounded to a multiple of 1/65536: the mask is
     16 random bits an element, cut from 64-bit words drawn by ``random_`` from torch's default
     generator (so ``torch.manual_seed`` governs it, whatever the thread count). That draws a
-    quarter as many numbers as ``bernoulli_``, whose CPU kernel draws one per element and was
-    8 ns an element on the 2-core machines of benchmarks/README.md (dropout was 7% of a
-    ``cnn_bn`` step). The scale is 1 / (1 - the rounded p), so the mean is kept exactly.
+    quarter as many numbers as ``bernoulli_``, whose CPU kernel draws one per element
+    (``benchmarks/bench_dropout.py`` times both). The scale is 1 / (1 - the rounded p), so the
+    mean is kept exactly.
     """
     n = x.numel()
     words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), None)
