@@ -23,7 +23,7 @@ import time
 
 import bench_models
 import torch
-from bench_models import BATCH, make_step, throughput
+from bench_models import BATCH, make_step, replace_modules, throughput
 from common import load_quiet_enough, save, spread
 from torch import nn
 
@@ -52,11 +52,7 @@ def layer_ms(layer: nn.Module, shape: tuple[int, ...], repeats: int) -> float:
 
 def with_torch_dropout(net: nn.Module) -> nn.Module:
     """``net`` with each zoo Dropout replaced by an ``nn.Dropout`` of the same p, in place."""
-    for module in list(net.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, Dropout):
-                setattr(module, name, nn.Dropout(child.p))
-    return net
+    return replace_modules(net, Dropout, lambda d: nn.Dropout(d.p))
 
 
 def main() -> None:

@@ -67,13 +67,19 @@ def random_shift(x: torch.Tensor, gen: torch.Generator, pixels: float = 2.0) -> 
     return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
 
 
-def convolutions_only(net: torch.nn.Module) -> torch.nn.Module:
-    """``net`` with every BatchNorm2d, ReLU and Dropout replaced by the identity, in place."""
+def replace_modules(net: torch.nn.Module, kinds, make) -> torch.nn.Module:
+    """``net`` with every submodule that is one of ``kinds`` replaced by ``make(it)``, in place."""
     for module in list(net.modules()):
         for child_name, child in list(module.named_children()):
-            if isinstance(child, (torch.nn.BatchNorm2d, torch.nn.ReLU, torch.nn.Dropout)):
-                setattr(module, child_name, torch.nn.Identity())
+            if isinstance(child, kinds):
+                setattr(module, child_name, make(child))
     return net
+
+
+def convolutions_only(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` with every BatchNorm2d, ReLU and Dropout replaced by the identity, in place."""
+    kinds = (torch.nn.BatchNorm2d, torch.nn.ReLU, torch.nn.Dropout)
+    return replace_modules(net, kinds, lambda _: torch.nn.Identity())
 
 
 def make_step(name: str, channels_last: bool, compiled: bool, bf16: bool = False, convs_only: bool = False):

@@ -243,31 +243,21 @@ def residual_stats(residuals: np.ndarray) -> ResidualStats:
 
 
 def image_quality(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
-    """MSE, MAE, PSNR and mean SSIM of images (N, C, H, W) already on the [0, 1] scale.
-
-    PSNR over the whole set with data range 1; SSIM (scikit-image) per image over its channels,
-    then averaged (None for images under 3x3). Predictions are clipped to [0, 1] for PSNR and SSIM
-    only, as an image would be.
-    """
-    from smallvision.evaluate.metrics import psnr, ssim  # one home for both: the metric table
-
-    t = np.asarray(y_true, dtype=np.float64)
-    p = np.asarray(y_pred, dtype=np.float64)
-    return {
-        "mse": float(((p - t) ** 2).mean()),
-        "mae": float(np.abs(p - t).mean()),
-        "psnr": psnr(t, p),
-        "ssim": ssim(t, p),
-    }
+    """MSE, MAE, PSNR and mean SSIM of images (N, C, H, W) already on the [0, 1] scale: the values
+    of :func:`image_quality_intervals`, without their intervals."""
+    estimates = image_quality_intervals(y_true, y_pred, n_boot=1)
+    return {k: None if e is None else e.value for k, e in estimates.items()}
 
 
 def image_quality_intervals(
     y_true: np.ndarray, y_pred: np.ndarray, n_boot: int = N_BOOT, seed: int = 0
 ) -> dict[str, Estimate | None]:
-    """:func:`image_quality`'s MSE, MAE, PSNR and SSIM, each with a percentile-bootstrap interval
-    over the images (the same resamples for all four; SSIM None where it is undefined).
+    """MSE, MAE, PSNR and mean SSIM of images (N, C, H, W) already on the [0, 1] scale, each with a
+    percentile-bootstrap interval over the images (the same resamples for all four).
 
-    Every image has as many pixels as the next, so each whole-set figure is a mean of per-image
+    PSNR over the whole set with data range 1 (scikit-image's ``peak_signal_noise_ratio``); SSIM
+    per image over its channels, as the metric table's ``ssim`` (None for images under 3x3).
+    Predictions are clipped to [0, 1] for PSNR and SSIM only, as an image would be. Every image has as many pixels as the next, so each whole-set figure is a mean of per-image
     ones: MSE and MAE of their per-image values, SSIM of its per-image values, and PSNR a
     decreasing function (10 log10(1 / MSE)) of the mean per-image MSE of the clipped predictions,
     so its interval is that MSE interval's image.
